@@ -1,0 +1,86 @@
+"""Attention for RNN decoders: additive (Bahdanau) and multiplicative (Luong dot, general).
+
+Each module scores one decoder query against every encoder state,
+
+    e_{t,i} = score(s, h_i),   alpha_{t,i} = softmax_i(e_{t,i}),   a_t = sum_i alpha_{t,i} h_i,
+
+with padding masked so that its weight is exactly 0 and every row sums to 1. The key-side
+projection depends only on the encoder output, so it is computed once per sentence
+(``prepare``) and reused at every decoder step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim where ``mask`` is True; masked positions get exactly 0.
+
+    scores: [..., S] float; mask: broadcastable to scores, bool (True = real token).
+    """
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights.masked_fill(~mask, 0.0)  # rows with no real token stay 0, not NaN
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau et al. (2015): e = v^T tanh(W_q s + W_k h)."""
+
+    def __init__(self, query_dim: int, key_dim: int, attn_dim: int) -> None:
+        super().__init__()
+        self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)
+        self.key_proj = nn.Linear(key_dim, attn_dim, bias=True)
+        self.v = nn.Linear(attn_dim, 1, bias=False)
+
+    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys: [B, S, K] -> projected keys [B, S, A]."""
+        return self.key_proj(keys)
+
+    def forward(
+        self, query: torch.Tensor, prepared: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """query [B, Q], prepared [B, S, A], values [B, S, K], mask [B, S] -> context [B, K], weights [B, S]."""
+        scores = self.v(torch.tanh(prepared + self.query_proj(query).unsqueeze(1))).squeeze(-1)  # [B, S]
+        weights = masked_softmax(scores, mask)
+        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, K]
+        return context, weights
+
+
+class MultiplicativeAttention(nn.Module):
+    """Luong et al. (2015): ``dot`` e = s^T h, or ``general`` e = s^T W h."""
+
+    def __init__(self, query_dim: int, key_dim: int, kind: str) -> None:
+        super().__init__()
+        if kind not in ("dot", "general"):
+            raise ValueError(f"multiplicative attention kind must be 'dot' or 'general', got {kind!r}")
+        if kind == "dot" and query_dim != key_dim:
+            raise ValueError(f"dot attention needs query_dim == key_dim, got {query_dim} and {key_dim}")
+        self.kind = kind
+        self.key_proj = nn.Linear(key_dim, query_dim, bias=False) if kind == "general" else None
+
+    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys: [B, S, K] -> [B, S, Q] (W h for general, h itself for dot)."""
+        return self.key_proj(keys) if self.key_proj is not None else keys
+
+    def forward(
+        self, query: torch.Tensor, prepared: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """query [B, Q], prepared [B, S, Q], values [B, S, K], mask [B, S] -> context [B, K], weights [B, S]."""
+        scores = torch.bmm(prepared, query.unsqueeze(-1)).squeeze(-1)  # [B, S]
+        weights = masked_softmax(scores, mask)
+        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)
+        return context, weights
+
+
+def build_attention(kind: str, query_dim: int, key_dim: int, attn_dim: int) -> nn.Module:
+    """``additive`` | ``dot`` | ``general``."""
+    if kind == "additive":
+        return AdditiveAttention(query_dim, key_dim, attn_dim)
+    if kind in ("dot", "general"):
+        return MultiplicativeAttention(query_dim, key_dim, kind)
+    raise ValueError(f"unknown attention {kind!r}; choose additive, dot or general")
+
+
+__all__ = ["masked_softmax", "AdditiveAttention", "MultiplicativeAttention", "build_attention"]

@@ -1,0 +1,187 @@
+"""Text in, ``DecodeResult`` out: validation, tokenisation, decoding, pieces and JSON.
+
+``Translator`` wraps one loaded model with its tokenizers. The app, the command-line tools
+and the evaluation all go through it, so input checks and result fields are the same
+everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from demo_core.checkpoint import DEFAULT_ROOT, CheckpointError, find_models, load_model_dir
+from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
+from demo_core.data import pad
+from demo_core.tokenizer import EOS_ID, Tokenizer, normalize_text
+
+MAX_INPUT_CHARS = 1000
+DEFAULT_MAX_SOURCE_TOKENS = 200
+
+
+class InputError(ValueError):
+    """Input a user can fix: empty text, text over the limit, unknown model, bad parameter."""
+
+
+@dataclass
+class DecodeResult:
+    """Everything one request produced; ``to_json`` is what the API and ``--json`` return."""
+
+    model_id: str
+    source_text: str
+    source_ids: list[int]
+    source_pieces: list[str]
+    hypotheses: list[Hypothesis]
+    config: DecodeConfig
+    beam_tree: list[BeamNode] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+    @property
+    def best(self) -> Hypothesis:
+        return self.hypotheses[0]
+
+    def to_json(self, digits: int = 4) -> dict[str, Any]:
+        def hyp_json(h: Hypothesis) -> dict[str, Any]:
+            return {
+                "text": h.text,
+                "pieces": h.pieces,
+                "ids": h.ids,
+                "score": round(h.score, digits),
+                "normalized_score": round(h.normalized_score, digits),
+                "finished": h.finished,
+                "token_probs": [round(math.exp(lp), digits) for lp in h.token_logprobs],
+                "alternatives": h.alternatives,
+                "attention": h.attention.round(decimals=digits).tolist(),  # [T, layers, heads, S]
+            }
+
+        return {
+            "model": self.model_id,
+            "source": self.source_text,
+            "source_pieces": self.source_pieces,
+            "text": self.best.text,
+            "strategy": self.config.strategy,
+            "config": asdict(self.config),
+            "hypotheses": [hyp_json(h) for h in self.hypotheses],
+            "beam_tree": [asdict(n) for n in self.beam_tree],
+            "elapsed_ms": round(self.elapsed_ms, 1),
+        }
+
+
+class Translator:
+    """A loaded model with its tokenizers and card."""
+
+    def __init__(self, card: dict[str, Any], model: nn.Module, src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
+        self.card = card
+        self.id = str(card["id"])
+        self.model = model.eval()
+        self.src_tok = src_tok
+        self.tgt_tok = tgt_tok
+        self.max_source_tokens = int(card.get("max_source_tokens", DEFAULT_MAX_SOURCE_TOKENS))
+
+    @classmethod
+    def from_dir(cls, model_dir: Path) -> "Translator":
+        return cls(*load_model_dir(model_dir))
+
+    def source_ids(self, text: str) -> list[int]:
+        """Validated source ids (EOS appended); raises InputError with a specific message."""
+        if not isinstance(text, str):
+            raise InputError("text must be a string")
+        if len(text) > MAX_INPUT_CHARS:
+            raise InputError(f"text is {len(text)} characters long; the limit is {MAX_INPUT_CHARS}")
+        if not normalize_text(text):
+            raise InputError("text is empty: type a sentence to translate")
+        ids = self.src_tok.encode(text) + [EOS_ID]
+        if len(ids) > self.max_source_tokens:
+            raise InputError(
+                f"text is {len(ids)} tokens long; model {self.id} accepts at most {self.max_source_tokens} tokens"
+            )
+        return ids
+
+    def run(self, text: str, cfg: DecodeConfig, prefix: str = "") -> DecodeResult:
+        """Decode ``text`` with ``cfg``; ``prefix`` is target text the output must start with."""
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        start = time.perf_counter()
+        ids = self.source_ids(text)
+        prefix_ids = self.tgt_tok.encode(prefix) if prefix and prefix.strip() else []
+        if len(prefix_ids) >= cfg.output_limit(len(ids)):
+            raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit")
+        with torch.inference_mode():
+            hyps, tree = decode(self.model, torch.tensor([ids]), cfg, prefix_ids)
+        for h in hyps:
+            self._describe(h)
+        return DecodeResult(
+            model_id=self.id,
+            source_text=text,
+            source_ids=ids,
+            source_pieces=self.src_tok.display_pieces(ids),
+            hypotheses=hyps,
+            config=cfg,
+            beam_tree=tree,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+        )
+
+    def translate_batch(self, texts: list[str], cfg: DecodeConfig, batch_size: int = 64) -> list[str]:
+        """Best output text per input; greedy runs batched, other strategies one by one."""
+        if cfg.strategy != "greedy":
+            return [self.run(t, cfg).best.text for t in texts]
+        outputs: list[str] = []
+        for i in range(0, len(texts), batch_size):
+            chunk = [self.src_tok.encode(t)[: self.max_source_tokens - 1] + [EOS_ID] for t in texts[i : i + batch_size]]
+            with torch.inference_mode():
+                hyps = greedy_search(self.model, pad(chunk), cfg)
+            outputs.extend(self.tgt_tok.decode(h.ids) for h in hyps)
+        return outputs
+
+    def _describe(self, h: Hypothesis) -> None:
+        """Fill pieces, text and readable alternatives of a hypothesis."""
+        h.pieces = self.tgt_tok.display_pieces(h.ids)
+        h.text = self.tgt_tok.decode(h.ids)
+        h.alternatives = [
+            [(self.tgt_tok.piece(i), round(p, 4)) for i, p in zip(ids, probs)]
+            for ids, probs in zip(h.alt_ids, h.alt_probs)
+        ]
+
+
+class ModelRegistry:
+    """Models found under ``root``, loaded on first use and cached."""
+
+    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+        self.entries = {e.id: e for e in find_models(self.root)}
+        self._loaded: dict[str, Translator] = {}
+        self._errors: dict[str, str] = {}
+
+    def available(self) -> list[str]:
+        return [i for i, e in self.entries.items() if e.available and i not in self._errors]
+
+    def error(self, model_id: str) -> str | None:
+        entry = self.entries.get(model_id)
+        if entry is None:
+            return f"unknown model {model_id!r}"
+        return entry.error or self._errors.get(model_id)
+
+    def get(self, model_id: str) -> Translator:
+        if model_id in self._loaded:
+            return self._loaded[model_id]
+        if model_id not in self.entries:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise InputError(f"unknown model {model_id!r}; available: {known}")
+        reason = self.error(model_id)
+        if reason:
+            raise InputError(f"model {model_id} is unavailable: {reason}")
+        try:
+            translator = Translator.from_dir(self.entries[model_id].path)
+        except CheckpointError as exc:
+            self._errors[model_id] = str(exc)
+            raise InputError(f"model {model_id} is unavailable: {exc}") from exc
+        self._loaded[model_id] = translator
+        return translator

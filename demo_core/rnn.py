@@ -1,0 +1,158 @@
+"""RNN encoder-decoder with attention (Bahdanau additive, or Luong dot/general).
+
+Encoder: embeddings -> bidirectional GRU, h_i = [h_i^fwd; h_i^bwd].
+Decoder, one target token per step:
+
+* ``additive`` (Bahdanau et al., 2015): attend with the previous state s_{t-1},
+  then s_t = GRU([y_{t-1}; a_t], s_{t-1}), output from [s_t; a_t; y_{t-1}].
+* ``dot`` / ``general`` (Luong et al., 2015): s_t = GRU([y_{t-1}; h~_{t-1}], s_{t-1}),
+  attend with s_t, h~_t = tanh(W_c [a_t; s_t]) (fed to the next step: "input feeding").
+
+Output logits reuse the target embedding matrix (tied weights). ``memory`` and ``state`` are
+dicts of tensors whose first dimension is the hypothesis, so decoders can reorder them
+without knowing what is inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from demo_core.attention import build_attention
+from demo_core.tokenizer import PAD_ID
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Sizes and choices of an RNN attention model."""
+
+    src_vocab: int
+    tgt_vocab: int
+    emb_dim: int = 256
+    enc_hidden: int = 256  # per direction
+    dec_hidden: int = 512
+    enc_layers: int = 1
+    dec_layers: int = 1
+    attention: str = "additive"  # additive | dot | general
+    attn_dim: int = 256
+    dropout: float = 0.3
+    share_embeddings: bool = False  # one table for source and target (joint vocabulary)
+
+
+class RNNSeq2Seq(nn.Module):
+    """Bidirectional GRU encoder, attentional GRU decoder, tied output embeddings."""
+
+    def __init__(self, cfg: RNNConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.luong = cfg.attention != "additive"
+        enc_out = 2 * cfg.enc_hidden
+        self.tgt_embed = nn.Embedding(cfg.tgt_vocab, cfg.emb_dim, padding_idx=PAD_ID)
+        if cfg.share_embeddings:
+            if cfg.src_vocab != cfg.tgt_vocab:
+                raise ValueError("share_embeddings needs src_vocab == tgt_vocab")
+            self.src_embed = self.tgt_embed
+        else:
+            self.src_embed = nn.Embedding(cfg.src_vocab, cfg.emb_dim, padding_idx=PAD_ID)
+        self.encoder = nn.GRU(
+            cfg.emb_dim,
+            cfg.enc_hidden,
+            num_layers=cfg.enc_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.enc_layers > 1 else 0.0,
+        )
+        self.bridge = nn.Linear(enc_out, cfg.dec_layers * cfg.dec_hidden)
+        self.attention = build_attention(cfg.attention, cfg.dec_hidden, enc_out, cfg.attn_dim)
+        feed_dim = cfg.dec_hidden if self.luong else enc_out
+        self.decoder = nn.GRU(
+            cfg.emb_dim + feed_dim,
+            cfg.dec_hidden,
+            num_layers=cfg.dec_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.dec_layers > 1 else 0.0,
+        )
+        if self.luong:
+            self.combine = nn.Linear(enc_out + cfg.dec_hidden, cfg.dec_hidden, bias=False)
+            self.pre_output = nn.Linear(cfg.dec_hidden, cfg.emb_dim)
+        else:
+            self.pre_output = nn.Linear(cfg.dec_hidden + enc_out + cfg.emb_dim, cfg.emb_dim)
+        self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
+        self.dropout = nn.Dropout(cfg.dropout)
+        for table in {id(self.src_embed): self.src_embed, id(self.tgt_embed): self.tgt_embed}.values():
+            # Small embeddings keep the tied output logits near zero at the start.
+            nn.init.normal_(table.weight, std=cfg.emb_dim**-0.5)
+            with torch.no_grad():
+                table.weight[PAD_ID].zero_()
+
+    # --- the interface every architecture shares -------------------------------------------
+
+    def encode(self, src: torch.Tensor) -> Tensors:
+        """src [B, S] ids (PAD_ID right-padded) -> memory {values [B,S,2H], keys, mask [B,S]}."""
+        mask = src != PAD_ID
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        emb = self.dropout(self.src_embed(src))  # [B, S, E]
+        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.encoder(packed)
+        values, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # [B, S, 2H]
+        values = self.dropout(values)
+        return {"values": values, "keys": self.attention.prepare(values), "mask": mask}
+
+    def init_state(self, memory: Tensors) -> Tensors:
+        """Decoder state before the first token: hidden [B, L, Hd] from the mean encoder state."""
+        mask = memory["mask"].unsqueeze(-1).float()
+        mean = (memory["values"] * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B, 2H]
+        hidden = torch.tanh(self.bridge(mean)).view(-1, self.cfg.dec_layers, self.cfg.dec_hidden)
+        state = {"hidden": hidden}
+        if self.luong:
+            state["feed"] = hidden.new_zeros(hidden.size(0), self.cfg.dec_hidden)
+        return state
+
+    def decode_step(
+        self, memory: Tensors, state: Tensors, prev_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, Tensors, torch.Tensor]:
+        """prev_tokens [B] -> log_probs [B, V], new state, attention [B, layers=1, heads=1, S]."""
+        out, state, weights = self._step(memory, state, self.dropout(self.tgt_embed(prev_tokens)))
+        log_probs = F.log_softmax(self._logits(out), dim=-1)
+        return log_probs, state, weights[:, None, None, :]
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V]."""
+        memory = self.encode(src)
+        state = self.init_state(memory)
+        emb = self.dropout(self.tgt_embed(tgt_in))  # [B, T, E]
+        outs = []
+        for t in range(tgt_in.size(1)):
+            out, state, _ = self._step(memory, state, emb[:, t])
+            outs.append(out)
+        return self._logits(torch.stack(outs, dim=1))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _step(self, memory: Tensors, state: Tensors, y_emb: torch.Tensor) -> tuple[torch.Tensor, Tensors, torch.Tensor]:
+        """One decoder step on embedded input y_emb [B, E] -> pre-output [B, E], state, weights [B, S]."""
+        hidden = state["hidden"].transpose(0, 1).contiguous()  # [L, B, Hd]
+        values, keys, mask = memory["values"], memory["keys"], memory["mask"]
+        if self.luong:
+            _, hidden = self.decoder(torch.cat([y_emb, state["feed"]], -1).unsqueeze(1), hidden)
+            top = hidden[-1]  # s_t [B, Hd]
+            context, weights = self.attention(top, keys, values, mask)
+            feed = torch.tanh(self.combine(torch.cat([context, top], -1)))  # h~_t
+            out = self.pre_output(feed)
+            new_state = {"hidden": hidden.transpose(0, 1), "feed": feed}
+        else:
+            context, weights = self.attention(hidden[-1], keys, values, mask)  # attend with s_{t-1}
+            _, hidden = self.decoder(torch.cat([y_emb, context], -1).unsqueeze(1), hidden)
+            out = torch.tanh(self.pre_output(torch.cat([hidden[-1], context, y_emb], -1)))
+            new_state = {"hidden": hidden.transpose(0, 1)}
+        return out, new_state, weights
+
+    def _logits(self, out: torch.Tensor) -> torch.Tensor:
+        """pre-output [..., E] -> logits [..., V] through the tied target embedding."""
+        return F.linear(self.dropout(out), self.tgt_embed.weight, self.output_bias)

@@ -1,0 +1,295 @@
+"""Train a model from a JSON config; resumable, with early stopping on the task metric.
+
+    python -m demo_core.train configs/de-en-rnn-bahdanau.json --data-dir ../shared/data
+
+Every epoch writes ``<run-dir>/state.safetensors`` (fp32 weights and Adam moments) and
+``state.json``; run the same command again to resume. The best epoch on the validation
+metric is exported (fp16) to ``<run-dir>/best/`` and, when training ends, to
+``checkpoints/<id>/``. ``train_log.csv`` records the curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from demo_core import data
+from demo_core.checkpoint import DEFAULT_ROOT, save_checkpoint
+from demo_core.decoding import DecodeConfig
+from demo_core.inference import Translator
+from demo_core.metrics import score
+from demo_core.models import build_model, count_parameters
+from demo_core.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``training`` section of a config."""
+
+    max_tokens: int = 3000  # padded tokens per batch
+    lr: float = 1e-3
+    warmup_steps: int = 800
+    max_epochs: int = 40
+    patience: int = 6  # epochs without a better validation metric before stopping
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    weight_decay: float = 0.0
+    seed: int = 1
+    max_train_len: int = 100  # drop training pairs longer than this many tokens
+    valid_max_len_a: float = 1.5
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    for key in ("id", "task", "dataset", "source_lang", "target_lang", "architecture", "model", "tokenizer"):
+        if key not in cfg:
+            raise ValueError(f"{path}: config lacks {key!r}")
+    return cfg
+
+
+def settings_from(cfg: dict[str, Any]) -> TrainSettings:
+    known = {f.name for f in fields(TrainSettings)}
+    section = cfg.get("training", {})
+    unknown = set(section) - known
+    if unknown:
+        raise ValueError(f"training section has unknown fields {sorted(unknown)}")
+    return TrainSettings(**section)
+
+
+def build_tokenizers(cfg: dict[str, Any], train_pairs: list[data.Pair], run_dir: Path) -> tuple[Tokenizer, Tokenizer, dict[str, str]]:
+    """Train (or reuse from run_dir) the SentencePiece model(s) named by the config."""
+    tok = cfg["tokenizer"]
+    model_type = tok.get("model_type", "unigram")
+    if tok.get("joint", False):
+        path = run_dir / "joint.spm.model"
+        if not path.exists():
+            sents = [s for s, _ in train_pairs] + [t for _, t in train_pairs]
+            train_sentencepiece(sents, path, tok["vocab_size"], model_type, tok.get("character_coverage", 1.0))
+        t = Tokenizer(path)
+        return t, t, {"source": path.name, "target": path.name}
+    paths = {"source": run_dir / "source.spm.model", "target": run_dir / "target.spm.model"}
+    for side, idx in (("source", 0), ("target", 1)):
+        if not paths[side].exists():
+            sents = [p[idx] for p in train_pairs]
+            train_sentencepiece(
+                sents, paths[side], tok[f"{side}_vocab"], tok.get(f"{side}_model_type", model_type),
+                tok.get("character_coverage", 1.0),
+            )
+    return Tokenizer(paths["source"]), Tokenizer(paths["target"]), {k: v.name for k, v in paths.items()}
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    """Linear warm-up, then inverse square-root decay."""
+    step = max(step, 1)
+    if step < s.warmup_steps:
+        return s.lr * step / s.warmup_steps
+    return s.lr * math.sqrt(s.warmup_steps / step)
+
+
+def save_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
+    """Resumable state: weights and Adam moments (safetensors) + counters (JSON), written atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for idx, st in opt.state_dict()["state"].items():
+        for name, value in st.items():
+            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+    tmp = run_dir / "state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(run_dir / "state.safetensors")
+    (run_dir / "state.json.tmp").write_text(json.dumps(info, indent=2))
+    (run_dir / "state.json.tmp").replace(run_dir / "state.json")
+
+
+def load_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+    if not (run_dir / "state.json").exists():
+        return None
+    tensors = load_file(str(run_dir / "state.safetensors"))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state = opt.state_dict()
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            states.setdefault(int(idx), {})[name] = value
+    opt_state["state"] = states
+    opt.load_state_dict(opt_state)
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:
+    """The config.json shipped with the weights."""
+    keep = ("id", "display_name", "description", "task", "task_label", "group", "source_lang", "target_lang",
+            "architecture", "examples", "data", "max_source_tokens", "decode_defaults", "dataset", "splits", "metric")
+    card = {k: cfg[k] for k in keep if k in cfg}
+    card["model"] = model_cfg
+    card["tokenizer"] = tok_files
+    return card
+
+
+def evaluate_valid(translator: Translator, pairs: list[data.Pair], metric: str, s: TrainSettings) -> tuple[float, dict[str, Any]]:
+    hyps = translator.translate_batch([p[0] for p in pairs], DecodeConfig(strategy="greedy", max_len_a=s.valid_max_len_a, alternatives=1))
+    return score(metric, hyps, [p[1] for p in pairs])
+
+
+def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, device_name: str,
+          max_epochs: int | None = None, limit: int | None = None) -> Path:
+    """Train (or resume) the model of ``config_path``; returns the exported model folder.
+
+    ``limit`` keeps only the first ``limit`` training and validation pairs (smoke tests).
+    """
+    cfg = load_config(config_path)
+    s = settings_from(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device_name)
+    torch.manual_seed(s.seed)
+    splits = cfg.get("splits", {"train": "train", "valid": "val"})
+    load = lambda split: data.load_pairs(cfg["dataset"], data_dir, split, cfg["source_lang"], cfg["target_lang"])  # noqa: E731
+    train_pairs, valid_pairs = load(splits["train"])[:limit], load(splits["valid"])[:limit]
+    src_tok, tgt_tok, tok_files = build_tokenizers(cfg, train_pairs, run_dir)
+    model_cfg = dict(cfg["model"], src_vocab=src_tok.vocab_size, tgt_vocab=tgt_tok.vocab_size)
+    model = build_model(cfg["architecture"], model_cfg).to(device)
+    n_params = count_parameters(model)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=s.weight_decay)
+    info = load_state(run_dir, model, opt) or {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "train_seconds": 0.0}
+    if info["epoch"]:
+        print(f"resuming {cfg['id']} after epoch {info['epoch']} (best {info['best']:.2f} at epoch {info['best_epoch']})", file=sys.stderr)
+    examples = [(src_tok.encode(a), tgt_tok.encode(b)) for a, b in train_pairs]
+    examples = [e for e in examples if 0 < len(e[0]) <= s.max_train_len and 0 < len(e[1]) <= s.max_train_len]
+    log_path = run_dir / "train_log.csv"
+    if not log_path.exists():
+        log_path.write_text("epoch,step,train_loss,valid_loss,valid_metric,lr,epoch_seconds,tokens_per_second\n")
+    print(f"{cfg['id']}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}", file=sys.stderr)
+    use_amp = device.type == "cuda"
+    last_epoch = max_epochs or s.max_epochs
+    while info["epoch"] < last_epoch and info["bad_epochs"] < s.patience:
+        epoch = info["epoch"] + 1
+        torch.manual_seed(s.seed * 1000 + epoch)
+        batches = data.token_batches(examples, s.max_tokens, shuffle=True, seed=s.seed * 1000 + epoch)
+        model.train()
+        start = time.time()
+        total_loss, total_tokens = 0.0, 0
+        bar = tqdm(data.iterate(examples, batches), total=len(batches), desc=f"epoch {epoch}", file=sys.stderr, mininterval=5)
+        for src, tgt_in, tgt_out in bar:
+            src, tgt_in, tgt_out = src.to(device), tgt_in.to(device), tgt_out.to(device)
+            info["step"] += 1
+            for group in opt.param_groups:
+                group["lr"] = lr_at(info["step"], s)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(src, tgt_in)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, label_smoothing=s.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_norm)
+            opt.step()
+            n_tok = int((tgt_out != PAD_ID).sum())
+            total_loss += loss.item() * n_tok
+            total_tokens += n_tok
+            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{total_tokens / (time.time() - start):.0f}")
+        bar.close()
+        seconds = time.time() - start
+        valid_loss = validation_loss(model, valid_pairs, src_tok, tgt_tok, s, device)
+        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
+        metric, values = evaluate_valid(translator, valid_pairs, cfg.get("metric", "bleu"), s)
+        info["train_seconds"] += seconds
+        info["epoch"] = epoch
+        improved = metric > info["best"]
+        if improved:
+            info.update(best=metric, best_epoch=epoch, bad_epochs=0, best_values=values)
+            export(model, run_dir / "best", cfg, model_cfg, tok_files, run_dir, info, n_params, device)
+        else:
+            info["bad_epochs"] += 1
+        with log_path.open("a") as f:
+            csv.writer(f).writerow([epoch, info["step"], f"{total_loss / max(total_tokens, 1):.4f}", f"{valid_loss:.4f}",
+                                    f"{metric:.2f}", f"{lr_at(info['step'], s):.6f}", f"{seconds:.0f}", f"{total_tokens / seconds:.0f}"])
+        save_state(run_dir, model, opt, info)
+        print(f"epoch {epoch}: train loss {total_loss / max(total_tokens, 1):.3f}, valid loss {valid_loss:.3f}, "
+              f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
+    target = export_root / cfg["id"]
+    if (run_dir / "best").exists():
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(run_dir / "best", target)
+        shutil.copyfile(log_path, target / "train_log.csv")
+        print(f"exported the best epoch ({info['best_epoch']}) to {target}", file=sys.stderr)
+    return target
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, pairs: list[data.Pair], src_tok: Tokenizer, tgt_tok: Tokenizer,
+                    s: TrainSettings, device: torch.device) -> float:
+    """Token-level cross-entropy (no smoothing) on the validation pairs."""
+    model.eval()
+    examples = [(src_tok.encode(a), tgt_tok.encode(b)) for a, b in pairs]
+    total, count = 0.0, 0
+    for src, tgt_in, tgt_out in data.iterate(examples, data.token_batches(examples, s.max_tokens, shuffle=False)):
+        logits = model(src.to(device), tgt_in.to(device)).float()
+        tgt_out = tgt_out.to(device)
+        total += F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, reduction="sum").item()
+        count += int((tgt_out != PAD_ID).sum())
+    return total / max(count, 1)
+
+
+def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str],
+           run_dir: Path, info: dict[str, Any], n_params: int, device: torch.device) -> None:
+    metrics = {
+        "valid": {"split": cfg.get("splits", {}).get("valid", "val"), "decoding": "greedy", **info.get("best_values", {})},
+        "parameters": n_params,
+        "epochs_trained": info["epoch"],
+        "best_epoch": info["best_epoch"],
+        "training_seconds": round(info["train_seconds"], 1),
+        "hardware": hardware(device),
+        "date": dt.date.today().isoformat(),
+        "commit": git_commit(),
+        "train_command": f"python -m demo_core.train configs/{cfg['id']}.json --data-dir ../shared/data",
+    }
+    save_checkpoint(model, out_dir, model_card(cfg, model_cfg, tok_files),
+                    {name: run_dir / name for name in set(tok_files.values())}, metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path, help="training config (configs/<id>.json)")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--run-dir", type=Path, default=None, help="state and logs (default runs/<id>)")
+    parser.add_argument("--export-root", type=Path, default=DEFAULT_ROOT, help="where the best model is exported")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--max-epochs", type=int, default=None, help="stop after this epoch (resume later)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N pairs of each split (smoke test)")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    run_dir = args.run_dir or REPO / "runs" / cfg["id"]
+    train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ and ids into pieces and text.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -273,7 +273,8 @@ def beam_search(
 
     At each step the 2k best expansions are ranked; an EOS among the top k finishes a
     hypothesis, the best k others live on, the rest are pruned. The search stops when k
-    hypotheses have finished (every beam has ended) or at the length limit.
+    hypotheses have finished (every beam has ended) or at the length limit, where the live
+    hypotheses end unfinished (``finished=False``).
     """
     prefix = prefix or []
     k = cfg.beam_size
@@ -291,8 +292,6 @@ def beam_search(
         memory = index_tree(memory_one, torch.zeros(prev.size(0), dtype=torch.long))
         log_probs, state, attn = model.decode_step(memory, state, prev)
         log_probs = adjust_log_probs(log_probs, rec.tokens, cfg, step, prefix)
-        if step + 1 == limit:  # last step: only EOS may follow, so every beam ends
-            log_probs = _only_eos(log_probs)
         total = scores[:, None] + log_probs  # [n, V]
         top = total.view(-1).topk(min(2 * k, total.numel()))
         keep_rows: list[int] = []
@@ -328,15 +327,12 @@ def beam_search(
         state = index_tree(state, index)
         scores = torch.tensor(keep_scores)
         node_of = keep_nodes
+    else:  # length limit reached: the live hypotheses end here, unfinished
+        for row, node_id in enumerate(node_of):
+            tree[node_id] = replace(tree[node_id], status="finished")
+            finished.append(rec.hypothesis(row, alpha))
     finished.sort(key=lambda h: h.normalized_score, reverse=True)
     return finished[: cfg.n_best or k], tree
-
-
-def _only_eos(log_probs: torch.Tensor) -> torch.Tensor:
-    """Keep each row's EOS log-prob and forbid every other token (the length limit is reached)."""
-    out = torch.full_like(log_probs, float("-inf"))
-    out[:, EOS_ID] = log_probs[:, EOS_ID].clamp(min=-1e4)
-    return out
 
 
 def _finish(rec: _Recorder, row: int, token: int, log_probs: torch.Tensor, attn: torch.Tensor, alpha: float) -> Hypothesis:

@@ -12,9 +12,11 @@ from typing import Any
 from torch import nn
 
 from demo_core.rnn import RNNConfig, RNNSeq2Seq
+from demo_core.transformer import TransformerConfig, TransformerSeq2Seq
 
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "rnn": (RNNConfig, RNNSeq2Seq),
+    "transformer": (TransformerConfig, TransformerSeq2Seq),
 }
 
 

@@ -214,7 +214,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
             n_tok = int((tgt_out != PAD_ID).sum())
             total_loss += loss.item() * n_tok
             total_tokens += n_tok
-            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{total_tokens / (time.time() - start):.0f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{total_tokens / (time.time() - start):.0f}", refresh=False)
         bar.close()
         seconds = time.time() - start
         valid_loss = validation_loss(model, valid_pairs, src_tok, tgt_tok, s, device)
@@ -285,7 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--max-epochs", type=int, default=None, help="stop after this epoch (resume later)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N pairs of each split (smoke test)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
     run_dir = args.run_dir or REPO / "runs" / cfg["id"]
     train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit)

@@ -1,0 +1,178 @@
+"""Decoding strategies: the properties users rely on when comparing them."""
+
+import pytest
+import torch
+
+from demo_core.decoding import (
+    DecodeConfig, adjust_log_probs, beam_search, decode, greedy_search, sample, top_k_filter, top_p_filter,
+)
+from demo_core.data import pad
+from demo_core.tokenizer import EOS_ID
+from demo_core.toy import toy_sources
+from tests.conftest import tiny_rnn
+
+SOURCES = toy_sources(12, seed=7)
+
+
+def one(src: list[int]) -> torch.Tensor:
+    return torch.tensor([src])
+
+
+def test_beam_of_width_one_equals_greedy(toy_model):
+    """Beam search with one beam makes exactly the greedy choices."""
+    for src in SOURCES:
+        g = greedy_search(toy_model, one(src), DecodeConfig())[0]
+        b = beam_search(toy_model, one(src), DecodeConfig(strategy="beam", beam_size=1))[0][0]
+        assert b.ids == g.ids
+        assert b.score == pytest.approx(g.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("width", [2, 5, 10])
+def test_beam_score_at_least_greedy(width):
+    """The best beam hypothesis scores at least as well as the greedy one (model log-prob)."""
+    torch.manual_seed(3)
+    model = tiny_rnn("additive").eval()  # untrained: many near-ties, the hard case for beam search
+    for src in SOURCES:
+        g = greedy_search(model, one(src), DecodeConfig(max_len=12))[0]
+        hyps, _ = beam_search(model, one(src), DecodeConfig(strategy="beam", beam_size=width, length_penalty=0.0, max_len=12))
+        assert hyps[0].score >= g.score - 1e-5
+
+
+def test_top_k_one_sampling_equals_greedy(toy_model):
+    """Sampling restricted to the single most likely token is greedy decoding."""
+    for src in SOURCES:
+        g = greedy_search(toy_model, one(src), DecodeConfig())[0]
+        s = sample(toy_model, one(src), DecodeConfig(strategy="sample", top_k=1, temperature=1.7, seed=4))[0]
+        assert s.ids == g.ids
+
+
+def test_top_p_keeps_smallest_set_with_enough_mass():
+    """top-p keeps the most likely tokens until their mass reaches p, and no more."""
+    torch.manual_seed(0)
+    logits = torch.randn(50, 30) * 2
+    for p in (0.1, 0.5, 0.9, 0.99):
+        kept = top_p_filter(logits, p) > float("-inf")
+        probs = logits.softmax(-1)
+        for row in range(50):
+            mass = probs[row][kept[row]].sum()
+            assert mass >= p - 1e-6
+            smallest_kept = probs[row][kept[row]].min()
+            assert mass - smallest_kept < p  # dropping the least likely kept token falls below p
+            if (~kept[row]).any():
+                assert probs[row][~kept[row]].max() <= smallest_kept
+
+
+def test_top_k_filter_keeps_k_tokens():
+    """top-k leaves exactly k finite logits per row."""
+    logits = torch.randn(4, 20)
+    assert ((top_k_filter(logits, 3) > float("-inf")).sum(-1) == 3).all()
+
+
+def test_same_seed_same_sample_different_seed_differs():
+    """A seed reproduces a sample exactly; other seeds explore other outputs."""
+    torch.manual_seed(0)
+    model = tiny_rnn("additive").eval()
+    cfg = DecodeConfig(strategy="sample", temperature=1.5, seed=11, num_samples=3, max_len=10)
+    a = [h.ids for h in sample(model, one(SOURCES[0]), cfg)]
+    b = [h.ids for h in sample(model, one(SOURCES[0]), cfg)]
+    assert a == b
+    others = {tuple(h.ids) for s in range(12, 20) for h in sample(model, one(SOURCES[0]), DecodeConfig(strategy="sample", temperature=1.5, seed=s, max_len=10))}
+    assert len(others) > 1
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_forced_prefix_is_respected(toy_model, strategy):
+    """Every strategy continues after a forced target prefix."""
+    prefix = [9, 9, 4]
+    hyps, _ = decode(toy_model, one(SOURCES[0]), DecodeConfig(strategy=strategy, beam_size=3), prefix)
+    for h in hyps:
+        assert h.ids[:3] == prefix
+
+
+def test_no_repeat_ngram_blocks_repeats():
+    """With no-repeat-n-gram 2, no bigram occurs twice in any output."""
+    torch.manual_seed(5)
+    model = tiny_rnn("additive", vocab=6).eval()  # 2 real tokens: repeats are unavoidable without the rule
+    for strategy in ("greedy", "beam", "sample"):
+        hyps, _ = decode(model, one([4, 5, 4, 3]), DecodeConfig(strategy=strategy, no_repeat_ngram=2, max_len=12, beam_size=3))
+        for h in hyps:
+            body = [t for t in h.ids if t != EOS_ID]
+            bigrams = list(zip(body, body[1:]))
+            assert len(bigrams) == len(set(bigrams))
+
+
+def test_repetition_penalty_lowers_seen_tokens():
+    """The repetition penalty makes already generated tokens less likely and others more likely."""
+    log_probs = torch.log_softmax(torch.randn(1, 10), -1)
+    out = adjust_log_probs(log_probs, torch.tensor([[4, 7]]), DecodeConfig(repetition_penalty=2.0), 5, [])
+    assert (out[0, [4, 7]] < log_probs[0, [4, 7]]).all()
+    assert (out[0, [0, 1, 2, 3, 5, 6, 8, 9]] > log_probs[0, [0, 1, 2, 3, 5, 6, 8, 9]]).all()
+    assert torch.allclose(out.exp().sum(), torch.tensor(1.0))
+
+
+def test_beam_nbest_sorted_with_attention_per_token(toy_model):
+    """The n-best list is sorted, no longer than the beam, and each hypothesis has one attention row per token."""
+    src = SOURCES[1]
+    hyps, _ = beam_search(toy_model, one(src), DecodeConfig(strategy="beam", beam_size=4))
+    assert 1 <= len(hyps) <= 4
+    scores = [h.normalized_score for h in hyps]
+    assert scores == sorted(scores, reverse=True)
+    for h in hyps:
+        assert h.attention.shape == (len(h.ids), 1, 1, len(src))
+        assert len(h.token_logprobs) == len(h.alternatives or h.alt_ids) == len(h.ids)
+        assert torch.allclose(h.attention.sum(-1), torch.ones(len(h.ids), 1, 1), atol=1e-5)
+
+
+def test_beam_tree_traces_every_hypothesis(toy_model):
+    """Each n-best hypothesis is a root-to-leaf path of finished nodes in the returned search tree."""
+    hyps, tree = beam_search(toy_model, one(SOURCES[2]), DecodeConfig(strategy="beam", beam_size=3))
+    nodes = {n.id: n for n in tree}
+    assert tree[0].parent is None and tree[0].step == 0
+    for n in tree[1:]:
+        assert nodes[n.parent].step == n.step - 1
+        assert nodes[n.parent].status == "kept"
+        assert n.status in ("kept", "pruned", "finished")
+    finished = [n for n in tree if n.status == "finished"]
+    paths = []
+    for leaf in finished:
+        ids, node = [], leaf
+        while node.parent is not None:
+            ids.append(node.token)
+            node = nodes[node.parent]
+        paths.append(ids[::-1])
+    for h in hyps:
+        assert h.ids in paths
+
+
+def test_outputs_respect_the_length_limit():
+    """No strategy writes more tokens than max_len; an unfinished output is flagged."""
+    torch.manual_seed(2)
+    model = tiny_rnn("general").eval()
+    for strategy in ("greedy", "beam", "sample"):
+        hyps, _ = decode(model, one(SOURCES[3]), DecodeConfig(strategy=strategy, max_len=4, beam_size=3))
+        for h in hyps:
+            assert len(h.ids) <= 4
+            assert h.finished == (h.ids[-1] == EOS_ID)
+
+
+def test_greedy_batch_matches_single_sentences(toy_model):
+    """Greedy decoding of a padded batch equals decoding each sentence alone."""
+    batch = greedy_search(toy_model, pad(SOURCES), DecodeConfig())
+    for src, h in zip(SOURCES, batch):
+        assert h.ids == greedy_search(toy_model, one(src), DecodeConfig())[0].ids
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(beam_size=0), "beam_size"), (dict(beam_size=17), "beam_size"), (dict(temperature=0.0), "temperature"),
+        (dict(temperature=-1.0), "temperature"), (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"),
+        (dict(top_k=-1), "top_k"), (dict(strategy="nucleus"), "strategy"), (dict(max_len=0), "max_len"),
+        (dict(num_samples=0), "num_samples"), (dict(no_repeat_ngram=-2), "no_repeat_ngram"),
+        (dict(repetition_penalty=0.5), "repetition_penalty"), (dict(n_best=6, beam_size=5), "n_best"),
+    ],
+)
+def test_invalid_parameters_are_refused_by_name(kwargs, name):
+    """A parameter out of range is refused with a message naming it."""
+    with pytest.raises(ValueError, match=name):
+        DecodeConfig(**kwargs).validate()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -217,52 +217,47 @@ class _Recorder:
         )
 
 
-@torch.no_grad()
-def greedy_search(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None) -> list[Hypothesis]:
-    """Most likely token at every step, for a batch src [B, S]; one hypothesis per row."""
-    prefix = prefix or []
-    memory = model.encode(src)
+def _decode_each(
+    model: Any, memory: dict, src_len: int, cfg: DecodeConfig, prefix: list[int], choose: Callable[[torch.Tensor], torch.Tensor]
+) -> _Recorder:
+    """Decode every row of ``memory`` independently, ``choose`` picking tokens [N] from log-probs [N, V]."""
+    n = memory["mask"].size(0)
     state = model.init_state(memory)
-    batch = src.size(0)
-    prev = torch.full((batch,), BOS_ID, dtype=torch.long)
-    done = torch.zeros(batch, dtype=torch.bool)
-    rec = _Recorder(batch, cfg.alternatives)
-    for step in range(cfg.output_limit(src.size(1))):
+    prev = torch.full((n,), BOS_ID, dtype=torch.long)
+    done = torch.zeros(n, dtype=torch.bool)
+    rec = _Recorder(n, cfg.alternatives)
+    for step in range(cfg.output_limit(src_len)):
         log_probs, state, attn = model.decode_step(memory, state, prev)
         log_probs = adjust_log_probs(log_probs, rec.tokens, cfg, step, prefix)
-        tokens = log_probs.argmax(-1).masked_fill(done, PAD_ID)
+        tokens = choose(log_probs).masked_fill(done, PAD_ID)
         rec.add(tokens, log_probs, attn)
         done |= tokens == EOS_ID
         prev = tokens
         if bool(done.all()):
             break
-    return [rec.hypothesis(row, None) for row in range(batch)]
+    return rec
+
+
+@torch.no_grad()
+def greedy_search(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None) -> list[Hypothesis]:
+    """Most likely token at every step, for a batch src [B, S]; one hypothesis per row."""
+    rec = _decode_each(model, model.encode(src), src.size(1), cfg, prefix or [], lambda lp: lp.argmax(-1))
+    return [rec.hypothesis(row, None) for row in range(src.size(0))]
 
 
 @torch.no_grad()
 def sample(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None) -> list[Hypothesis]:
     """``cfg.num_samples`` samples for one source src [1, S] (temperature, top-k, top-p, seed)."""
-    prefix = prefix or []
     generator = torch.Generator()
     generator.manual_seed(cfg.seed if cfg.seed is not None else int(torch.seed() % 2**31))
-    n = cfg.num_samples
-    memory = index_tree(model.encode(src), torch.zeros(n, dtype=torch.long))
-    state = model.init_state(memory)
-    prev = torch.full((n,), BOS_ID, dtype=torch.long)
-    done = torch.zeros(n, dtype=torch.bool)
-    rec = _Recorder(n, cfg.alternatives)
-    for step in range(cfg.output_limit(src.size(1))):
-        log_probs, state, attn = model.decode_step(memory, state, prev)
-        log_probs = adjust_log_probs(log_probs, rec.tokens, cfg, step, prefix)
+
+    def choose(log_probs: torch.Tensor) -> torch.Tensor:
         logits = top_p_filter(top_k_filter(log_probs / cfg.temperature, cfg.top_k), cfg.top_p)
-        tokens = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-        tokens = tokens.masked_fill(done, PAD_ID)
-        rec.add(tokens, log_probs, attn)
-        done |= tokens == EOS_ID
-        prev = tokens
-        if bool(done.all()):
-            break
-    return [rec.hypothesis(row, None) for row in range(n)]
+        return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+
+    memory = index_tree(model.encode(src), torch.zeros(cfg.num_samples, dtype=torch.long))
+    rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], choose)
+    return [rec.hypothesis(row, None) for row in range(cfg.num_samples)]
 
 
 @torch.no_grad()

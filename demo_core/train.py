@@ -143,7 +143,12 @@ def git_commit() -> str:
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads, {platform.machine()})"
+    name = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        name = names[0] if names else name
+    return f"CPU: {name}, {torch.get_num_threads()} thread(s)"
 
 
 def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""The "How to read this" text: what the heatmap shows, with the chosen model's formulas.
+
+The text is Markdown with LaTeX (``$...$`` inline, ``$$...$$`` display) and is picked by the
+card's attention kind, so a new model gets the right equations from its ``config.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+READING = """
+**The picture.** Each row of the heatmap is one output token $y_t$, each column one source
+token $x_i$ (SentencePiece pieces: `▁` starts a word, `</s>` ends the sentence). A cell is
+the attention weight $\\alpha_{t,i}$: how much the decoder looked at $x_i$ while producing
+$y_t$. Every row sums to 1, and the colour scale is fixed to $[0, 1]$, so pictures of
+different sentences compare. A clean diagonal means word-by-word alignment; a block off the
+diagonal is a reordering (German verbs at the end of a clause often show this); a row spread
+thin means the model produced that token mostly from its own history.
+
+**The confidence strip** shows $p(y_t \\mid y_{<t}, x)$ for each chosen token; hover a bar for
+the other candidates at that step. Beam search and sampling can choose tokens that were not
+the most likely one at their step.
+"""
+
+ENCODER = """
+**Encoder.** A bidirectional GRU reads the source both ways:
+$\\overrightarrow{h}_i = f(\\overrightarrow{h}_{i-1}, x_i)$ and
+$\\overleftarrow{h}_i = f(\\overleftarrow{h}_{i+1}, x_i)$, and each source token is represented by
+$h_i = [\\overrightarrow{h}_i; \\overleftarrow{h}_i]$.
+"""
+
+SCORES = {
+    "additive": """
+**Attention (additive, Bahdanau et al. 2015).** Before emitting $y_t$ the decoder scores every
+source state with its previous state $s_{t-1}$ through a small feed-forward network:
+
+$$e_{t,i} = v^\\top \\tanh(W s_{t-1} + U h_i)$$
+""",
+    "dot": """
+**Attention (dot product, Luong et al. 2015).** The decoder first updates its state $s_t$, then
+scores every source state by a plain dot product:
+
+$$e_{t,i} = s_t^\\top h_i$$
+""",
+    "general": """
+**Attention (general, Luong et al. 2015).** The decoder first updates its state $s_t$, then
+scores every source state through a learned matrix $W$:
+
+$$e_{t,i} = s_t^\\top W h_i$$
+""",
+}
+
+WEIGHTS = """
+The scores become the weights you see, and the weights mix the source states into a context vector:
+
+$$\\alpha_{t,i} = \\operatorname{softmax}_i(e_{t,i}) = \\frac{\\exp e_{t,i}}{\\sum_j \\exp e_{t,j}}, \\qquad a_t = \\sum_i \\alpha_{t,i} h_i$$
+"""
+
+DECODER = {
+    "additive": """
+**Decoder.** The context feeds the next state and the prediction:
+$s_t = g(s_{t-1}, y_{t-1}, a_t)$ and $p(y_t \\mid y_{<t}, x) = \\operatorname{softmax}(W_o [s_t; a_t; y_{t-1}])$.
+""",
+    "luong": """
+**Decoder.** $s_t = g(s_{t-1}, y_{t-1}, \\tilde{h}_{t-1})$; after attending,
+$\\tilde{h}_t = \\tanh(W_c [a_t; s_t])$ predicts $p(y_t \\mid y_{<t}, x) = \\operatorname{softmax}(W_o \\tilde{h}_t)$
+and is fed to the next step.
+""",
+}
+
+TRANSFORMER = """
+**Attention (Transformer cross-attention, Vaswani et al. 2017).** In every decoder layer each
+head $h$ projects the decoder states to queries $Q$ and the encoder output to keys $K$ and
+values $V$, then
+
+$$A^{(h)} = \\operatorname{softmax}\\!\\left(\\frac{Q K^\\top}{\\sqrt{d_k}}\\right), \\qquad \\text{out}^{(h)} = A^{(h)} V$$
+
+Row $t$ of $A^{(h)}$ is the weight vector $\\alpha_{t,\\cdot}$ of that head. Pick a layer and a head
+(or their average) above the heatmap; heads in one layer often specialise, and the last layers
+tend to align best with the source.
+"""
+
+
+def explanation(card: dict[str, Any]) -> str:
+    """Markdown for the model described by ``card``: how to read the figures, then its equations."""
+    kind = str(card.get("model", {}).get("attention", ""))
+    if card.get("architecture") == "transformer":
+        maths = TRANSFORMER
+    elif kind in SCORES:
+        maths = ENCODER + SCORES[kind] + WEIGHTS + DECODER["additive" if kind == "additive" else "luong"]
+    else:
+        maths = WEIGHTS
+    return READING + maths

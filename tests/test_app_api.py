@@ -1,0 +1,186 @@
+"""The app's ``generate`` endpoint end to end: the real server, the real client, every shipped model.
+
+One server is launched for the module on a free port; models come from ``checkpoints/``.
+Run: ``pytest tests/test_app_api.py -q``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from demo_core import app_logic as logic
+from demo_core.inference import MAX_INPUT_CHARS, InputError, ModelRegistry
+
+MODELS = ModelRegistry().available()
+STRATEGIES = ("greedy", "beam", "sample")
+SENTENCE = "Zwei junge Männer spielen am Strand mit einem roten Ball."
+SETTINGS = {"greedy": {}, "beam": {"beam_size": 4, "n_best": 3}, "sample": {"num_samples": 3, "seed": 7}}
+
+needs_model = pytest.mark.skipif(not MODELS, reason="no servable model under checkpoints/")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A running app and a gradio_client connected to it; closed after the module."""
+    import app
+
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+    finally:
+        app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def results(client) -> dict:
+    """Memoised ``generate`` answers keyed by (model, strategy), so checks share one call."""
+    cache: dict = {}
+
+    def get(model: str, strategy: str) -> dict:
+        if (model, strategy) not in cache:
+            cache[model, strategy] = client.predict(SENTENCE, model, strategy, **SETTINGS[strategy], api_name="/generate")
+        return cache[model, strategy]
+
+    return get
+
+
+def generate(client: Client, text: str, model: str | None = None, **settings) -> dict:
+    return client.predict(text, model or (MODELS[0] if MODELS else "none"), **settings, api_name="/generate")
+
+
+every_run = pytest.mark.parametrize("model,strategy", [(m, s) for m in MODELS for s in STRATEGIES])
+
+
+@needs_model
+@every_run
+def test_attention_shape_matches_tokens(results, model, strategy):
+    """Each hypothesis's attention is [len(output pieces), layers, heads, len(source pieces)]."""
+    answer = results(model, strategy)
+    for hyp in answer["hypotheses"]:
+        shape = torch.tensor(hyp["attention"]).shape
+        assert shape[0] == len(hyp["pieces"]) and shape[3] == len(answer["source_pieces"])
+        assert shape[1] >= 1 and shape[2] >= 1
+
+
+@needs_model
+@every_run
+def test_attention_rows_sum_to_one(results, model, strategy):
+    """Every output token's attention over the source is a distribution (rows sum to 1)."""
+    for hyp in results(model, strategy)["hypotheses"]:
+        sums = torch.tensor(hyp["attention"]).sum(-1)
+        assert torch.allclose(sums, torch.ones_like(sums), atol=2e-3)
+
+
+@needs_model
+@every_run
+def test_text_is_the_best_hypothesis(results, model, strategy):
+    """The top-level text is the first hypothesis's text and every hypothesis has pieces and probs."""
+    answer = results(model, strategy)
+    assert answer["text"] == answer["hypotheses"][0]["text"]
+    assert all(len(h["pieces"]) == len(h["token_probs"]) > 0 for h in answer["hypotheses"])
+
+
+@needs_model
+@pytest.mark.parametrize("model", MODELS)
+def test_beam_returns_n_best_in_score_order(results, model):
+    """Beam search returns n_best hypotheses sorted by length-normalised score."""
+    scores = [h["normalized_score"] for h in results(model, "beam")["hypotheses"]]
+    assert len(scores) == SETTINGS["beam"]["n_best"] and scores == sorted(scores, reverse=True)
+
+
+@needs_model
+@pytest.mark.parametrize("model", MODELS)
+def test_sampling_returns_num_samples(results, model):
+    """Sampling returns one hypothesis per requested sample."""
+    assert len(results(model, "sample")["hypotheses"]) == SETTINGS["sample"]["num_samples"]
+
+
+@needs_model
+def test_sampling_with_a_seed_is_reproducible(client, results):
+    """The same seed gives the same samples."""
+    again = generate(client, SENTENCE, strategy="sample", **SETTINGS["sample"])
+    assert [h["text"] for h in again["hypotheses"]] == [h["text"] for h in results(MODELS[0], "sample")["hypotheses"]]
+
+
+@needs_model
+def test_defaults_make_a_greedy_run(client):
+    """Text alone is enough: the default model decodes greedily."""
+    answer = client.predict(SENTENCE, api_name="/generate")
+    assert answer["strategy"] == "greedy" and answer["model"] == MODELS[0]
+
+
+@needs_model
+def test_html_input_comes_back_literally(client):
+    """HTML-looking input is data: the source and its pieces return unescaped."""
+    text = "Der <b>Hund</b> & die <script>alert(1)</script> Katze"
+    answer = generate(client, text)
+    assert answer["source"] == text
+    assert "<script>" in "".join(answer["source_pieces"]) and "&lt;" not in json.dumps(answer["source_pieces"])
+
+
+@pytest.mark.parametrize(
+    "text,settings,message",
+    [
+        ("   ", {}, "text is empty"),
+        ("x" * (MAX_INPUT_CHARS + 1), {}, f"the limit is {MAX_INPUT_CHARS}"),
+        (SENTENCE, {"model": "no-such-model"}, "unknown model 'no-such-model'"),
+        (SENTENCE, {"strategy": "beam", "beam_size": 0}, "beam_size must be between 1 and 16, got 0"),
+        (SENTENCE, {"strategy": "sample", "temperature": 0}, "temperature must be > 0, got 0"),
+        (SENTENCE, {"strategy": "sample", "top_p": 1.5}, "top_p must be in (0, 1], got 1.5"),
+        (SENTENCE, {"beam_size": "wide"}, "beam_size must be a whole number"),
+        (SENTENCE, {"strategy": "nucleus"}, "strategy must be one of greedy, beam, sample"),
+    ],
+    ids=["empty", "too-long", "unknown-model", "beam-0", "temperature-0", "top-p-1.5", "beam-not-a-number", "strategy"],
+)
+def test_bad_input_is_a_specific_error(client, text, settings, message):
+    """Bad input raises gr.Error with a message that names the problem."""
+    if not MODELS and "model" not in settings:
+        pytest.skip("no servable model under checkpoints/")
+    with pytest.raises(AppError, match=re.escape(message)):
+        generate(client, text, **settings)
+
+
+@needs_model
+def test_server_keeps_serving_after_errors(client):
+    """After a rejected request the next good one still succeeds."""
+    with pytest.raises(AppError):
+        generate(client, "")
+    assert generate(client, SENTENCE)["text"]
+
+
+def test_generate_is_the_only_public_endpoint(client):
+    """The API lists exactly one named endpoint, /generate; UI events are private."""
+    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/generate"]
+
+
+def test_unreadable_model_is_listed_as_unavailable(tmp_path: Path):
+    """A model folder with a broken card shows up in the menu as unavailable, with its reason."""
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json", encoding="utf-8")
+    registry = ModelRegistry(tmp_path)
+    task = logic.task_choices(registry)[0][1]
+    assert logic.model_choices(registry, task) == [("⚠ broken (unavailable)", "broken")]
+    assert "not valid JSON" in logic.model_summary(registry, "broken")
+
+
+def test_unreadable_model_is_an_input_error(tmp_path: Path):
+    """Choosing an unavailable model is a user-facing error naming the reason, not a crash."""
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(InputError, match="unavailable: .*lacks fields"):
+        logic.decode_request(ModelRegistry(tmp_path), SENTENCE, "broken", logic.Settings())

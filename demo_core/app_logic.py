@@ -13,15 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
+import torch
 
 from demo_core.checkpoint import ModelEntry, read_metrics
 from demo_core.decoding import DecodeConfig
-from demo_core.figures import attention_heatmap, confidence_strip
+from demo_core.figures import confidence_strip, heads_grid, layer_heads, view_title, weights_heatmap
 from demo_core.inference import DecodeResult, InputError, ModelRegistry, Translator
 
 STRATEGY_LABELS = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}
 UNAVAILABLE_TASK = "Unavailable models"
 AVERAGE_HEADS = -1  # head selector value meaning "average of heads"
+ALL_HEADS = -2  # head selector value meaning "every head of the layer, as a grid"
+CROSS, ENCODER = "cross", "encoder"  # the two attention views
+VIEW_LABELS = {CROSS: "Cross-attention (output × source)", ENCODER: "Encoder self-attention (source × source)"}
+NO_ENCODER_ATTENTION = ("<small>Encoder self-attention: none for this model. A recurrent encoder reads the "
+                        "source token by token; it has no attention between source tokens.</small>")
 
 
 @dataclass(frozen=True)
@@ -222,12 +228,49 @@ def hypothesis_choices(result: DecodeResult) -> list[tuple[str, int]]:
     return [(f"#{i + 1}: {short(h.text)}", i) for i, h in enumerate(result.hypotheses)]
 
 
-def view_choices(result: DecodeResult) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """Layer and head selector choices for the result's attention [T, layers, heads, S]."""
-    _, layers, heads, _ = result.best.attention.shape
+def view_attention(result: DecodeResult, view: Any = CROSS,
+                   index: int = 0) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Attention [rows, layers, heads, cols] of a view with its row and column pieces.
+
+    The cross view is hypothesis ``index``'s [T, L, H, S]; the encoder view is the encoder
+    self-attention [L, H, S, S] laid out the same way (queries as rows).
+    """
+    if view == ENCODER and result.encoder_attention is not None:
+        return result.encoder_attention.permute(2, 0, 1, 3), result.source_pieces, result.source_pieces
+    hyp = result.hypotheses[index if 0 <= index < len(result.hypotheses) else 0]
+    return hyp.attention, hyp.pieces, result.source_pieces
+
+
+def view_choices(result: DecodeResult, view: Any = CROSS) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Layer and head selector choices for a view's attention [rows, layers, heads, cols]."""
+    _, layers, heads, _ = view_attention(result, view)[0].shape
     layer_choices = [(f"layer {i + 1}" + (" (last)" if i == layers - 1 else ""), i) for i in range(layers)]
-    head_choices = [("average of heads", AVERAGE_HEADS)] + [(f"head {i + 1}", i) for i in range(heads)]
-    return layer_choices, head_choices
+    head_choices = [("average of heads", AVERAGE_HEADS), ("all heads (grid)", ALL_HEADS)]
+    return layer_choices, head_choices + [(f"head {i + 1}", i) for i in range(heads)]
+
+
+def attention_figure(result: DecodeResult, index: Any = 0, layer: Any = None, head: Any = AVERAGE_HEADS,
+                     view: Any = CROSS) -> go.Figure:
+    """Heatmap of one layer's head, head average or grid of every head, titled with what it shows.
+
+    Out-of-range choices fall back to hypothesis 0, the last layer and the head average.
+    """
+    view = ENCODER if view == ENCODER and result.encoder_attention is not None else CROSS
+    attention, row_pieces, col_pieces = view_attention(result, view, as_int("hypothesis", index, 0))
+    _, layers, heads, _ = attention.shape
+    chosen_layer = as_int("layer", layer, layers - 1)
+    chosen_layer = chosen_layer if 0 <= chosen_layer < layers else layers - 1
+    chosen_head = as_int("head", head, AVERAGE_HEADS)
+    per_head = layer_heads(attention, chosen_layer)  # [H, rows, cols]
+    kind = "Encoder self-attention" if view == ENCODER else "Cross-attention"
+    names = ("query", "key") if view == ENCODER else ("output", "source")
+    if chosen_head == ALL_HEADS and heads > 1:
+        title = view_title(kind, chosen_layer, layers, None, heads, grid=True)
+        return heads_grid(per_head, row_pieces, col_pieces, title, *names)
+    chosen_head = chosen_head if 0 <= chosen_head < heads else None
+    weights = per_head.mean(axis=0) if chosen_head is None else per_head[chosen_head]
+    title = view_title(kind, chosen_layer, layers, chosen_head, heads)
+    return weights_heatmap(weights, row_pieces, col_pieces, title, *names)
 
 
 def summary(result: DecodeResult) -> str:
@@ -245,14 +288,63 @@ def summary(result: DecodeResult) -> str:
     return " · ".join(parts)
 
 
-def figures(result: DecodeResult, index: Any = 0, layer: Any = None, head: Any = AVERAGE_HEADS) -> tuple[go.Figure, go.Figure]:
-    """Attention heatmap and confidence strip of hypothesis ``index`` (out-of-range choices fall back)."""
+def figures(result: DecodeResult, index: Any = 0, layer: Any = None, head: Any = AVERAGE_HEADS,
+            view: Any = CROSS) -> tuple[go.Figure, go.Figure]:
+    """Attention figure (see ``attention_figure``) and confidence strip of hypothesis ``index``."""
     i = as_int("hypothesis", index, 0)
     hyp = result.hypotheses[i if 0 <= i < len(result.hypotheses) else 0]
-    _, layers, heads, _ = hyp.attention.shape
-    chosen_layer = as_int("layer", layer, layers - 1)
-    chosen_layer = chosen_layer if 0 <= chosen_layer < layers else layers - 1
-    chosen_head = as_int("head", head, AVERAGE_HEADS)
-    chosen_head = chosen_head if 0 <= chosen_head < heads else None
-    heatmap = attention_heatmap(result.source_pieces, hyp, chosen_layer, chosen_head)
-    return heatmap, confidence_strip(hyp)
+    return attention_figure(result, i, layer, head, view), confidence_strip(hyp)
+
+
+# ---- two runs side by side -------------------------------------------------------------
+
+
+def compare_defaults(registry: ModelRegistry) -> tuple[str | None, str, str | None, str]:
+    """(model A, strategy A, model B, strategy B) for the Compare view's first picture.
+
+    Two models of the same source language when there are two (both greedy), else one model
+    greedy against beam search.
+    """
+    first = default_model(registry)
+    if first not in registry.available():
+        return first, "greedy", first, "beam"
+    language = card_of(registry, first).get("source_lang")
+    others = [m for m in registry.available() if m != first and card_of(registry, m).get("source_lang") == language]
+    return (first, "greedy", others[0], "greedy") if others else (first, "greedy", first, "beam")
+
+
+def compare_model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
+    """(label, id) of every usable model, grouped by task as in the main menu."""
+    return [pair for _, task in task_choices(registry) for pair in model_choices(registry, task)
+            if pair[1] in registry.available()]
+
+
+def compare_settings(strategy: Any, beam_size: Any = 5, length_penalty: Any = 1.0, temperature: Any = 1.0,
+                     top_p: Any = 1.0, seed: Any = 0) -> Settings:
+    """One side's settings: its strategy with the knobs both sides share; sampling draws one sample."""
+    return Settings(strategy=strategy, beam_size=beam_size, length_penalty=length_penalty, temperature=temperature,
+                    top_p=top_p, seed=seed, num_samples=1)
+
+
+def compare_request(registry: ModelRegistry, text: Any, model_a: Any, settings_a: Settings, model_b: Any,
+                    settings_b: Settings) -> tuple[DecodeResult, DecodeResult]:
+    """Decode ``text`` twice: model A with settings A, model B with settings B (same source language)."""
+    translator_a, cfg_a = prepare_request(registry, text, model_a, settings_a)
+    translator_b, cfg_b = prepare_request(registry, text, model_b, settings_b)
+    language_a, language_b = translator_a.card.get("source_lang"), translator_b.card.get("source_lang")
+    if language_a != language_b:
+        raise InputError(f"the models read different languages: {translator_a.id} reads {language_a}, "
+                         f"{translator_b.id} reads {language_b}; pick two with the same source language")
+    return translator_a.run(text, cfg_a), translator_b.run(text, cfg_b)
+
+
+def compare_summary(result: DecodeResult) -> str:
+    """Model, strategy and the best output's scores in one line."""
+    best = result.best
+    parts = [
+        f"**{result.model_id}** · {STRATEGY_LABELS[result.config.strategy]}",
+        f"score {best.score:.2f} (normalised {best.normalized_score:.2f})",
+        f"{len(best.pieces)} tokens",
+        f"{result.elapsed_ms:.0f} ms",
+    ]
+    return " · ".join(parts)

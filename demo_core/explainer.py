@@ -76,8 +76,14 @@ values $V$, then
 $$A^{(h)} = \\operatorname{softmax}\\!\\left(\\frac{Q K^\\top}{\\sqrt{d_k}}\\right), \\qquad \\text{out}^{(h)} = A^{(h)} V$$
 
 Row $t$ of $A^{(h)}$ is the weight vector $\\alpha_{t,\\cdot}$ of that head. Pick a layer and a head
-(or their average) above the heatmap; heads in one layer often specialise, and the last layers
-tend to align best with the source.
+(their average, or "all heads" for a grid of every head of the layer on one colour scale) above
+the heatmap; the figure's title names what is shown. Heads in one layer often specialise, and
+the last layers tend to align best with the source.
+
+**Encoder self-attention.** Before decoding, every encoder layer lets each source token attend
+to every source token with the same formula, $Q$, $K$ and $V$ all coming from the source. Choose
+"Encoder self-attention" to see it: rows are the attending tokens, columns the attended ones,
+and each row sums to 1. (RNN models have no such view: their encoder is recurrent.)
 """
 
 

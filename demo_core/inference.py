@@ -8,6 +8,7 @@ everywhere.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class DecodeResult:
     config: DecodeConfig
     beam_tree: list[BeamNode] = field(default_factory=list)
     elapsed_ms: float = 0.0
+    encoder_attention: torch.Tensor | None = None  # [L_enc, H, S, S] encoder self-attention; None for RNNs
 
     @property
     def best(self) -> Hypothesis:
@@ -70,6 +72,9 @@ class DecodeResult:
             "hypotheses": [hyp_json(h) for h in self.hypotheses],
             "beam_tree": [asdict(n) for n in self.beam_tree],
             "elapsed_ms": round(self.elapsed_ms, 1),
+            "encoder_attention": (  # [L_enc, H, S (query), S (key)] or null
+                None if self.encoder_attention is None else self.encoder_attention.round(decimals=digits).tolist()
+            ),
         }
 
 
@@ -116,6 +121,7 @@ class Translator:
             raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit")
         with torch.inference_mode():
             hyps, tree = decode(self.model, torch.tensor([ids]), cfg, prefix_ids)
+            encoder_attention = self.model.encode(torch.tensor([ids])).get("self_attention")  # [1, L, H, S, S]
         for h in hyps:
             self._describe(h)
         return DecodeResult(
@@ -127,6 +133,7 @@ class Translator:
             config=cfg,
             beam_tree=tree,
             elapsed_ms=(time.perf_counter() - start) * 1000,
+            encoder_attention=None if encoder_attention is None else encoder_attention[0].float(),
         )
 
     def translate_batch(self, texts: list[str], cfg: DecodeConfig, batch_size: int = 64) -> list[str]:
@@ -152,10 +159,13 @@ class Translator:
 
 
 class ModelRegistry:
-    """Models found under ``root``, loaded on first use and cached."""
+    """Models found under ``root``, loaded on first use and cached.
 
-    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
-        self.root = Path(root)
+    ``root`` defaults to ``$S2S_CHECKPOINTS``, else ``checkpoints/`` (tests point the app elsewhere).
+    """
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root or os.environ.get("S2S_CHECKPOINTS") or DEFAULT_ROOT)
         self.entries = {e.id: e for e in find_models(self.root)}
         self._loaded: dict[str, Translator] = {}
         self._errors: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""The app's ``generate`` endpoint end to end: the real server, the real client, every shipped model.
+"""The app's ``generate`` and ``compare`` endpoints end to end: the real server, the real client, every shipped model.
 
 One server is launched for the module on a free port; models come from ``checkpoints/``.
 Run: ``pytest tests/test_app_api.py -q``.
@@ -163,9 +163,20 @@ def test_server_keeps_serving_after_errors(client):
     assert generate(client, SENTENCE)["text"]
 
 
-def test_generate_is_the_only_public_endpoint(client):
-    """The API lists exactly one named endpoint, /generate; UI events are private."""
-    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/generate"]
+def test_generate_and_compare_are_the_only_public_endpoints(client):
+    """The API lists exactly two named endpoints, /generate and /compare; UI events are private."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert sorted(endpoints) == ["/compare", "/generate"]
+
+
+@needs_model
+def test_compare_matches_two_generate_calls(client, results):
+    """/compare of one model, greedy against beam, returns what /generate returns for each side."""
+    model = MODELS[0]
+    answer = client.predict(SENTENCE, model, "greedy", model, "beam", 4, api_name="/compare")
+    assert answer["a"]["text"] == results(model, "greedy")["text"]
+    assert answer["b"]["text"] == results(model, "beam")["text"]
+    assert answer["b"]["hypotheses"][0]["score"] == results(model, "beam")["hypotheses"][0]["score"]
 
 
 def test_unreadable_model_is_listed_as_unavailable(tmp_path: Path):

@@ -2,6 +2,8 @@
 
 Expected outputs are computed in-process with the same model and settings (greedy and beam
 search are deterministic), so the checks compare the page with the truth, token by token.
+The app is a copy of ``app.py`` serving the shipped models plus an untrained tiny Transformer
+(same tokenizers), so the layer, head and encoder views have something to show.
 Also writes ``docs/screenshot.png`` for the README. Run: ``pytest tests/test_browser.py -q``.
 """
 
@@ -14,14 +16,15 @@ import pytest
 
 from demo_core import app_logic as logic
 from demo_core.inference import ModelRegistry
+from tests.test_compare import make_tiny_transformer, load_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 SENTENCE = "Drei Kinder laufen mit einem Hund über die Wiese."
-REGISTRY = ModelRegistry()
-MODELS = REGISTRY.available()
+MODELS = ModelRegistry().available()
+TRANSFORMER = "tiny-transformer"
 TIMEOUT_MS = 30_000
 
 pytestmark = [
@@ -30,20 +33,34 @@ pytestmark = [
 ]
 
 
-def expected(strategy: str):
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> ModelRegistry:
+    """The shipped models (linked) and a tiny untrained Transformer with the default model's tokenizers."""
+    shipped = ModelRegistry()
+    root = tmp_path_factory.mktemp("browser-models")
+    for model_id in MODELS:
+        (root / model_id).symlink_to(shipped.entries[model_id].path, target_is_directory=True)
+    first = shipped.entries[logic.default_model(shipped)]
+    card = first.card
+    make_tiny_transformer(root / TRANSFORMER, first.path / card["tokenizer"]["source"],
+                          first.path / card["tokenizer"]["target"], task_label=card.get("task_label"),
+                          group=card.get("group"), source_lang=card["source_lang"])
+    return ModelRegistry(root)
+
+
+def expected(registry: ModelRegistry, strategy: str, model: str | None = None):
     """What the page must show for SENTENCE with the page's default settings for ``strategy``."""
-    model = logic.default_model(REGISTRY)
-    defaults = logic.decode_defaults(REGISTRY, model)
+    model = model or logic.default_model(registry)
+    defaults = logic.decode_defaults(registry, model)
     settings = logic.Settings(strategy=strategy, beam_size=defaults.beam_size, length_penalty=defaults.length_penalty,
                               n_best=defaults.beam_size)  # the page shows the whole beam
-    return logic.decode_request(REGISTRY, SENTENCE, model, settings)
+    return logic.decode_request(registry, SENTENCE, model, settings)
 
 
 @pytest.fixture(scope="module")
-def url():
-    """The app served on a free port for this module."""
-    import app
-
+def url(registry):
+    """The app, serving ``registry``'s folder, on a free port for this module."""
+    app = load_app(registry.root)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -77,7 +94,7 @@ def page(browser, url):
 
 def run(page, strategy_label: str, submit_with_enter: bool = False) -> None:
     """Type SENTENCE, pick a strategy and run it."""
-    page.get_by_label(strategy_label).check()
+    page.locator("#strategy").get_by_label(strategy_label).check()
     box = page.locator("#input-text textarea")
     box.fill(SENTENCE)
     if submit_with_enter:
@@ -90,37 +107,49 @@ def tick_texts(page, axis: str) -> list[str]:
     return page.locator(f"#heatmap .{axis}tick text").all_text_contents()
 
 
-def wait_for_ticks(page, pieces_x: list[str], pieces_y: list[str]) -> None:
+def wait_for_ticks(page, pieces_x: list[str], pieces_y: list[str], plot: str = "#heatmap") -> None:
     """Wait until the heatmap's tick labels are exactly the given pieces."""
     page.wait_for_function(
-        """([xs, ys]) => {
-            const text = axis => [...document.querySelectorAll(`#heatmap .${axis}tick text`)].map(t => t.textContent);
+        """([plot, xs, ys]) => {
+            const text = axis => [...document.querySelectorAll(`${plot} .${axis}tick text`)].map(t => t.textContent);
             return JSON.stringify(text("x")) === JSON.stringify(xs) && JSON.stringify(text("y")) === JSON.stringify(ys);
         }""",
-        arg=[pieces_x, pieces_y],
+        arg=[plot, pieces_x, pieces_y],
     )
 
 
-def test_enter_runs_and_shows_the_output(page):
+def wait_for_title(page, title: str) -> None:
+    """Wait until the heatmap's title (which layer, head or average it shows) is ``title``."""
+    page.wait_for_function("t => document.querySelector('#heatmap .gtitle')?.textContent === t", arg=title)
+
+
+def choose(page, dropdown: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown with elem_id ``dropdown``."""
+    page.locator(f"#{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_enter_runs_and_shows_the_output(page, registry):
     """Pressing Enter in the input runs the model and shows its output text."""
     from playwright.sync_api import expect
 
     run(page, "Greedy", submit_with_enter=True)
-    expect(page.locator("#output-text textarea")).to_have_value(expected("greedy").best.text, timeout=TIMEOUT_MS)
+    truth = expected(registry, "greedy")
+    expect(page.locator("#output-text textarea")).to_have_value(truth.best.text, timeout=TIMEOUT_MS)
 
 
-def test_heatmap_has_one_tick_per_token(page):
+def test_heatmap_has_one_tick_per_token(page, registry):
     """The heatmap's x and y tick labels are the source and output pieces, repeats included."""
-    truth = expected("greedy")
+    truth = expected(registry, "greedy")
     run(page, "Greedy")
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
     assert len(tick_texts(page, "x")) == len(truth.source_pieces)
     assert len(tick_texts(page, "y")) == len(truth.best.pieces)
 
 
-def test_beam_search_shows_the_n_best_table(page):
+def test_beam_search_shows_the_n_best_table(page, registry):
     """Switching to beam search and running fills the n-best table, best first."""
-    truth = expected("beam")
+    truth = expected(registry, "beam")
     run(page, "Beam search")
     rows = page.locator("#hypotheses div[role=row]")
     page.wait_for_function(
@@ -129,9 +158,9 @@ def test_beam_search_shows_the_n_best_table(page):
     assert rows.count() == len(truth.hypotheses) == truth.config.beam_size
 
 
-def test_clicking_a_row_shows_its_attention(page):
+def test_clicking_a_row_shows_its_attention(page, registry):
     """Clicking the second n-best row redraws the heatmap with that hypothesis's tokens."""
-    truth = expected("beam")
+    truth = expected(registry, "beam")
     run(page, "Beam search")
     wait_for_ticks(page, truth.source_pieces, truth.hypotheses[0].pieces)
     page.locator("#hypotheses div[role=row]").nth(1).get_by_text(truth.hypotheses[1].text, exact=True).click()
@@ -140,7 +169,7 @@ def test_clicking_a_row_shows_its_attention(page):
 
 def test_strategy_shows_only_its_controls(page):
     """Choosing sampling shows the sampling controls and hides the beam controls."""
-    page.get_by_label("Sampling").check()
+    page.locator("#strategy").get_by_label("Sampling").check()
     page.get_by_label("Temperature", exact=False).first.wait_for(state="visible")
     assert not page.get_by_text("Beam width").is_visible()
 
@@ -155,9 +184,9 @@ def test_empty_input_shows_a_message_not_a_traceback(page):
     assert "Traceback" not in page.content()
 
 
-def test_screenshot_for_the_readme(page):
+def test_screenshot_for_the_readme(page, registry):
     """A full-page screenshot of a beam-search run is saved to docs/screenshot.png."""
-    truth = expected("beam")
+    truth = expected(registry, "beam")
     run(page, "Beam search")
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
     page.mouse.move(0, 0)  # no hover highlight on the picture
@@ -165,3 +194,55 @@ def test_screenshot_for_the_readme(page):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 50_000
+
+
+def test_rnn_explains_why_there_is_no_encoder_view(page):
+    """For an RNN the view switch is hidden and one line says why; the title names its one layer and head."""
+    assert page.locator("#no-encoder").is_visible() and "no attention between source tokens" in page.locator(
+        "#no-encoder").inner_text()
+    assert not page.locator("#view").is_visible()
+    wait_for_title(page, "Cross-attention · layer 1 of 1 · head 1 of 1")
+
+
+def test_transformer_heads_can_be_chosen_one_by_one_or_as_a_grid(page, registry):
+    """A Transformer run offers layers and heads; the title says which is shown, the grid has 4 panels."""
+    choose(page, "model", logic.model_label(registry.entries[TRANSFORMER]))
+    run(page, "Greedy")
+    wait_for_title(page, "Cross-attention · layer 3 of 3 · average of 4 heads")
+    choose(page, "head", "head 2")
+    wait_for_title(page, "Cross-attention · layer 3 of 3 · head 2 of 4")
+    choose(page, "layer", "layer 1")
+    wait_for_title(page, "Cross-attention · layer 1 of 3 · head 2 of 4")
+    choose(page, "head", "all heads (grid)")
+    wait_for_title(page, "Cross-attention · layer 1 of 3 · all 4 heads")
+    assert page.locator("#heatmap .cartesianlayer .subplot").count() == 4
+
+
+def test_transformer_encoder_view_is_source_by_source(page, registry):
+    """The encoder view draws source pieces on both axes, with the encoder's own layer count."""
+    truth = expected(registry, "greedy", TRANSFORMER)
+    choose(page, "model", logic.model_label(registry.entries[TRANSFORMER]))
+    run(page, "Greedy")
+    wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
+    assert not page.locator("#no-encoder").is_visible()
+    page.get_by_label(logic.VIEW_LABELS[logic.ENCODER]).check()
+    wait_for_title(page, "Encoder self-attention · layer 2 of 2 · average of 4 heads")
+    wait_for_ticks(page, truth.source_pieces, truth.source_pieces)
+
+
+def test_compare_tab_shows_both_runs(page, registry):
+    """The Compare tab runs its preset pair and shows each output and heatmap side by side."""
+    from playwright.sync_api import expect
+
+    model_a, strategy_a, model_b, strategy_b = logic.compare_defaults(registry)
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_function("() => document.querySelector('#output-b textarea')?.value")  # the preset comparison
+    page.locator("#compare-text textarea").fill(SENTENCE)
+    page.locator("#compare-run").click()
+    a, b = logic.compare_request(registry, SENTENCE, model_a, logic.compare_settings(strategy_a),
+                                 model_b, logic.compare_settings(strategy_b))
+    expect(page.locator("#output-a textarea")).to_have_value(a.best.text, timeout=TIMEOUT_MS)
+    expect(page.locator("#output-b textarea")).to_have_value(b.best.text, timeout=TIMEOUT_MS)
+    wait_for_ticks(page, a.source_pieces, a.best.pieces, plot="#heatmap-a")
+    wait_for_ticks(page, b.source_pieces, b.best.pieces, plot="#heatmap-b")
+    assert f"score {b.best.score:.2f}" in page.locator("#summary-b").inner_text()

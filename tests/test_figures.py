@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from demo_core.decoding import Hypothesis
-from demo_core.figures import attention_heatmap, attention_matrix, cell_px, confidence_strip
+from demo_core.figures import (attention_heatmap, attention_matrix, cell_px, confidence_strip, heads_grid, layer_heads,
+                                view_title)
 
 
 def hypothesis(pieces: list[str], source_len: int, layers: int = 1, heads: int = 1, seed: int = 0) -> Hypothesis:
@@ -86,3 +87,28 @@ def test_confidence_strip_shows_probabilities_and_alternatives():
     np.testing.assert_allclose(trace.y, [0.9, 0.5, 0.2, 0.7, 0.6, 0.95])
     assert list(trace.x) == list(range(len(OUTPUT)))
     assert "&lt;b&gt;" in trace.hovertext[0] and "0.600" in trace.hovertext[0]
+
+
+def test_title_names_layer_and_head():
+    """Titles say which layer and head, or which average, a figure shows (1-based)."""
+    assert view_title("Cross-attention", 2, 4, 1, 4) == "Cross-attention · layer 3 of 4 · head 2 of 4"
+    assert view_title("Cross-attention", -1, 4, None, 4) == "Cross-attention · layer 4 of 4 · average of 4 heads"
+    assert view_title("Encoder self-attention", 0, 2, None, 8, grid=True).endswith("layer 1 of 2 · all 8 heads")
+    assert attention_heatmap(SOURCE, hypothesis(OUTPUT, len(SOURCE)), title="x <y>").layout.title.text == "x &lt;y&gt;"
+
+
+def test_head_grid_has_a_panel_per_head_on_one_scale():
+    """The grid draws every head on one shared 0-1 colour axis, with escaped integer-position ticks."""
+    hyp = hypothesis(OUTPUT, len(SOURCE), layers=2, heads=4)
+    fig = heads_grid(layer_heads(hyp.attention, 1), OUTPUT, ["<b>"] + SOURCE[1:])
+    assert len(fig.data) == 4 and all(trace.coloraxis == "coloraxis" for trace in fig.data)
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 1.0)
+    np.testing.assert_allclose(np.array(fig.data[3].z), hyp.attention[:, 1, 3].numpy(), rtol=1e-6)
+    assert list(fig.layout.xaxis.tickvals) == list(range(len(SOURCE))) and fig.layout.xaxis.ticktext[0] == "&lt;b&gt;"
+
+
+def test_head_grid_fits_the_page_column():
+    """Long sentences get fewer panels per row, so the grid stays about as wide as the page's column."""
+    short = heads_grid(np.full((4, 5, 5), 0.2), ["▁a"] * 5, ["▁b"] * 5).layout
+    long = heads_grid(np.full((4, 40, 40), 0.025), ["▁a"] * 40, ["▁b"] * 40).layout
+    assert short.width <= 700 and long.width <= 700 and long.height > short.height

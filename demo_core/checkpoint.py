@@ -157,7 +157,7 @@ def load_model_dir(model_dir: Path) -> tuple[dict[str, Any], nn.Module, Tokenize
         if not name or not path.exists():
             raise CheckpointError(f"{model_dir}: {side} tokenizer file {name!r} is missing")
         try:
-            tokenizers.append(Tokenizer(path))
+            tokenizers.append(Tokenizer(path, card["tokenizer"].get(f"{side}_normalizer")))
         except (RuntimeError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a readable SentencePiece model: {exc}") from exc
     return card, model, tokenizers[0], tokenizers[1]

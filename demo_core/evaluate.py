@@ -3,8 +3,10 @@
     python -m demo_core.evaluate --model de-en-rnn-bahdanau --split test
 
 ``--split`` is ``test`` or ``valid`` (the card's names for them) or a raw split name. The
-default decoding is beam search of width 5. Printed and stored: sacreBLEU BLEU and chrF,
-cased and lowercased, with their signatures, plus the decoding settings and the command.
+default decoding is beam search of width 5. Printed and stored: the card's metric (sacreBLEU
+BLEU and chrF with signatures; G2P WER/PER; ROUGE with the lead baseline; exact match), plus
+the decoding settings and the command. Each distinct source is decoded once and scored
+against all its references where the data set has several (CMUdict pronunciations).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from demo_core import data
 from demo_core.checkpoint import DEFAULT_ROOT, read_metrics, write_metrics
 from demo_core.generate import add_decoding_arguments, decode_config
 from demo_core.inference import InputError, ModelRegistry
-from demo_core.metrics import score
+from demo_core.metrics import lead_baseline, score
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,18 +51,23 @@ def main(argv: list[str] | None = None) -> int:
     splits = card.get("splits", {})
     key = {"valid": "valid", "val": "valid", "test": "test"}.get(args.split, args.split)
     split = splits.get(key, args.split)
-    pairs = data.load_pairs(card["dataset"], args.data_dir, split, card["source_lang"], card["target_lang"])
-    pairs = pairs[: args.limit] if args.limit else pairs
+    items = data.load_references(card["dataset"], args.data_dir, split, card["source_lang"], card["target_lang"],
+                                 card.get("dataset_options"))
+    items = items[: args.limit] if args.limit else items
+    sources, references = [s for s, _ in items], [refs for _, refs in items]
     start = time.time()
     if cfg.strategy == "greedy":
-        hyps = translator.translate_batch([s for s, _ in pairs], cfg)
+        hyps = translator.translate_batch(sources, cfg)
     else:
-        hyps = [translator.run(s, cfg).best.text for s, _ in tqdm(pairs, desc=f"{args.model} {split}", file=sys.stderr, mininterval=5)]
+        hyps = [translator.run(s, cfg).best.text for s in tqdm(sources, desc=f"{args.model} {split}", file=sys.stderr, mininterval=5)]
     seconds = time.time() - start
-    headline, values = score(card.get("metric", "bleu"), hyps, [t for _, t in pairs])
+    metric = card.get("metric", "bleu")
+    headline, values = score(metric, hyps, references)
+    if metric == "rouge":  # a summariser must beat simply keeping the first words
+        values.update(lead_baseline(sources, references))
     report = {
         "split": split,
-        "sentences": len(pairs),
+        "sentences": len(items),
         "decoding": {k: v for k, v in asdict(cfg).items() if k in ("strategy", "beam_size", "length_penalty", "max_len_a", "max_len_b")},
         **values,
         "decode_seconds": round(seconds, 1),

@@ -15,6 +15,8 @@ from typing import Iterable
 
 import sentencepiece as spm
 
+from demo_core.textnorm import get_normalizer
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
@@ -76,8 +78,10 @@ def _byte_value(piece: str) -> int | None:
 class Tokenizer:
     """A loaded SentencePiece model: text <-> ids, plus labels for plots."""
 
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model_path: Path, normalizer: str | None = None) -> None:
+        """``normalizer`` names a text normalisation applied before encoding (e.g. ``zh-hans``)."""
         self.path = Path(model_path)
+        self.prenormalize = get_normalizer(normalizer)
         self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
         if (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()) != (
             PAD_ID,
@@ -93,7 +97,7 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Text to ids, without BOS/EOS."""
-        return self.sp.encode(normalize_text(text), out_type=int)
+        return self.sp.encode(normalize_text(self.prenormalize(text)), out_type=int)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids to text; special ids are skipped."""

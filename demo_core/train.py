@@ -83,8 +83,8 @@ def build_tokenizers(cfg: dict[str, Any], train_pairs: list[data.Pair], run_dir:
         if not path.exists():
             sents = [s for s, _ in train_pairs] + [t for _, t in train_pairs]
             train_sentencepiece(sents, path, tok["vocab_size"], model_type, tok.get("character_coverage", 1.0))
-        t = Tokenizer(path)
-        return t, t, {"source": path.name, "target": path.name}
+        norm = {side: tok.get(f"{side}_normalizer") for side in ("source", "target")}
+        return Tokenizer(path, norm["source"]), Tokenizer(path, norm["target"]), {"source": path.name, "target": path.name}
     paths = {"source": run_dir / "source.spm.model", "target": run_dir / "target.spm.model"}
     for side, idx in (("source", 0), ("target", 1)):
         if not paths[side].exists():
@@ -93,7 +93,8 @@ def build_tokenizers(cfg: dict[str, Any], train_pairs: list[data.Pair], run_dir:
                 sents, paths[side], tok[f"{side}_vocab"], tok.get(f"{side}_model_type", model_type),
                 tok.get("character_coverage", 1.0),
             )
-    return Tokenizer(paths["source"]), Tokenizer(paths["target"]), {k: v.name for k, v in paths.items()}
+    return (Tokenizer(paths["source"], tok.get("source_normalizer")), Tokenizer(paths["target"], tok.get("target_normalizer")),
+            {k: v.name for k, v in paths.items()})
 
 
 def lr_at(step: int, s: TrainSettings) -> float:
@@ -154,16 +155,18 @@ def hardware(device: torch.device) -> str:
 def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:
     """The config.json shipped with the weights."""
     keep = ("id", "display_name", "description", "task", "task_label", "group", "source_lang", "target_lang",
-            "architecture", "examples", "data", "max_source_tokens", "decode_defaults", "dataset", "splits", "metric")
+            "architecture", "examples", "data", "max_source_tokens", "decode_defaults", "dataset", "dataset_options",
+            "splits", "metric")
     card = {k: cfg[k] for k in keep if k in cfg}
     card["model"] = model_cfg
-    card["tokenizer"] = tok_files
+    card["tokenizer"] = dict(tok_files, **{k: v for k, v in cfg["tokenizer"].items() if k.endswith("_normalizer")})
     return card
 
 
-def evaluate_valid(translator: Translator, pairs: list[data.Pair], metric: str, s: TrainSettings) -> tuple[float, dict[str, Any]]:
-    hyps = translator.translate_batch([p[0] for p in pairs], DecodeConfig(strategy="greedy", max_len_a=s.valid_max_len_a, alternatives=1))
-    return score(metric, hyps, [p[1] for p in pairs])
+def evaluate_valid(translator: Translator, items: list[tuple[str, list[str]]], metric: str, s: TrainSettings) -> tuple[float, dict[str, Any]]:
+    """Greedy-decode each validation source once and score it against all its references."""
+    hyps = translator.translate_batch([src for src, _ in items], DecodeConfig(strategy="greedy", max_len_a=s.valid_max_len_a, alternatives=1))
+    return score(metric, hyps, [refs for _, refs in items])
 
 
 def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, device_name: str,
@@ -178,8 +181,11 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     device = torch.device(device_name)
     torch.manual_seed(s.seed)
     splits = cfg.get("splits", {"train": "train", "valid": "val"})
-    load = lambda split: data.load_pairs(cfg["dataset"], data_dir, split, cfg["source_lang"], cfg["target_lang"])  # noqa: E731
+    load = lambda split: data.load_pairs(cfg["dataset"], data_dir, split, cfg["source_lang"], cfg["target_lang"],  # noqa: E731
+                                         cfg.get("dataset_options"))
     train_pairs, valid_pairs = load(splits["train"])[:limit], load(splits["valid"])[:limit]
+    # The metric sees each validation source once with all its references (G2P: every pronunciation).
+    valid_refs = data.group_references(valid_pairs, data.DATASETS[cfg["dataset"]].multi_reference)
     src_tok, tgt_tok, tok_files = build_tokenizers(cfg, train_pairs, run_dir)
     model_cfg = dict(cfg["model"], src_vocab=src_tok.vocab_size, tgt_vocab=tgt_tok.vocab_size)
     model = build_model(cfg["architecture"], model_cfg).to(device)
@@ -224,7 +230,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         seconds = time.time() - start
         valid_loss = validation_loss(model, valid_pairs, src_tok, tgt_tok, s, device)
         translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
-        metric, values = evaluate_valid(translator, valid_pairs, cfg.get("metric", "bleu"), s)
+        metric, values = evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
         info["train_seconds"] += seconds
         info["epoch"] = epoch
         improved = metric > info["best"]

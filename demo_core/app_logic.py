@@ -17,6 +17,7 @@ import torch
 
 from demo_core.checkpoint import ModelEntry, read_metrics
 from demo_core.decoding import DecodeConfig
+from demo_core.report import decoding_label
 from demo_core.figures import confidence_strip, heads_grid, layer_heads, view_title, weights_heatmap
 from demo_core.inference import DecodeResult, InputError, ModelRegistry, Translator
 
@@ -131,7 +132,7 @@ def model_summary(registry: ModelRegistry, model_id: str | None) -> str:
     for split in ("test", "valid"):
         values = metrics.get(split, {})
         if "bleu" in values:
-            facts.append(f"BLEU {values['bleu']:.1f} ({values.get('split', split)}, {values.get('decoding', 'greedy')})")
+            facts.append(f"BLEU {values['bleu']:.1f} ({values.get('split', split)}, {decoding_label(values)})")
             break
     data = card.get("data", {})
     lines = [f"**{card.get('display_name', entry.id)}**: {card.get('description', '')}", " · ".join(facts)]

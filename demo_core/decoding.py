@@ -239,14 +239,22 @@ def _decode_each(
 
 
 @torch.no_grad()
-def greedy_search(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None) -> list[Hypothesis]:
-    """Most likely token at every step, for a batch src [B, S]; one hypothesis per row."""
-    rec = _decode_each(model, model.encode(src), src.size(1), cfg, prefix or [], lambda lp: lp.argmax(-1))
+def greedy_search(
+    model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None, memory: dict | None = None
+) -> list[Hypothesis]:
+    """Most likely token at every step, for a batch src [B, S]; one hypothesis per row.
+
+    ``memory`` is ``model.encode(src)`` when the caller already has it (every decoder takes it).
+    """
+    memory = memory if memory is not None else model.encode(src)
+    rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], lambda lp: lp.argmax(-1))
     return [rec.hypothesis(row, None) for row in range(src.size(0))]
 
 
 @torch.no_grad()
-def sample(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None) -> list[Hypothesis]:
+def sample(
+    model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None, memory: dict | None = None
+) -> list[Hypothesis]:
     """``cfg.num_samples`` samples for one source src [1, S] (temperature, top-k, top-p, seed)."""
     generator = torch.Generator()
     generator.manual_seed(cfg.seed if cfg.seed is not None else int(torch.seed() % 2**31))
@@ -255,14 +263,14 @@ def sample(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] |
         logits = top_p_filter(top_k_filter(log_probs / cfg.temperature, cfg.top_k), cfg.top_p)
         return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
 
-    memory = index_tree(model.encode(src), torch.zeros(cfg.num_samples, dtype=torch.long))
+    memory = index_tree(memory if memory is not None else model.encode(src), torch.zeros(cfg.num_samples, dtype=torch.long))
     rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], choose)
     return [rec.hypothesis(row, None) for row in range(cfg.num_samples)]
 
 
 @torch.no_grad()
 def beam_search(
-    model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None
+    model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None, memory: dict | None = None
 ) -> tuple[list[Hypothesis], list[BeamNode]]:
     """Beam search for one source src [1, S]: n-best hypotheses and the search tree.
 
@@ -274,7 +282,7 @@ def beam_search(
     prefix = prefix or []
     k = cfg.beam_size
     alpha = cfg.length_penalty
-    memory_one = model.encode(src)
+    memory_one = memory if memory is not None else model.encode(src)
     state = model.init_state(memory_one)
     rec = _Recorder(1, cfg.alternatives)
     scores = torch.zeros(1)  # cumulative log-prob of each live hypothesis
@@ -340,11 +348,12 @@ def _finish(rec: _Recorder, row: int, token: int, log_probs: torch.Tensor, attn:
     return one.hypothesis(0, alpha)
 
 
-def decode(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None) -> tuple[list[Hypothesis], list[BeamNode]]:
+def decode(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None,
+           memory: dict | None = None) -> tuple[list[Hypothesis], list[BeamNode]]:
     """Run the strategy that ``cfg`` names on one source src [1, S]."""
     cfg.validate()
     if cfg.strategy == "beam":
-        return beam_search(model, src, cfg, prefix)
+        return beam_search(model, src, cfg, prefix, memory)
     if cfg.strategy == "sample":
-        return sample(model, src, cfg, prefix), []
-    return greedy_search(model, src, cfg, prefix), []
+        return sample(model, src, cfg, prefix, memory), []
+    return greedy_search(model, src, cfg, prefix, memory), []

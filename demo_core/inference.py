@@ -120,8 +120,10 @@ class Translator:
         if len(prefix_ids) >= cfg.output_limit(len(ids)):
             raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit")
         with torch.inference_mode():
-            hyps, tree = decode(self.model, torch.tensor([ids]), cfg, prefix_ids)
-            encoder_attention = self.model.encode(torch.tensor([ids])).get("self_attention")  # [1, L, H, S, S]
+            src = torch.tensor([ids])
+            memory = self.model.encode(src)  # encoded once: the decoders and the self-attention view share it
+            hyps, tree = decode(self.model, src, cfg, prefix_ids, memory)
+            encoder_attention = memory.get("self_attention")  # [1, L, H, S, S]
         for h in hyps:
             self._describe(h)
         return DecodeResult(

@@ -93,7 +93,7 @@ def generate(
         max_len=max_len, no_repeat_ngram=no_repeat_ngram, repetition_penalty=repetition_penalty,
     )
     with user_errors():
-        return logic.decode_request(REGISTRY, text, model, settings).to_json()
+        return logic.api_json(REGISTRY, logic.decode_request(REGISTRY, text, model, settings))
 
 
 def check(text: str, model: str, *controls: Any) -> None:
@@ -113,6 +113,7 @@ def explore(text: str, model: str, *controls: Any) -> tuple:
     has_encoder = result.encoder_attention is not None
     return (
         result.best.text,
+        *speech_outputs(result, 0),
         logic.summary(result),
         gr.update(value=logic.hypothesis_rows(result), visible=several, label=f"{label} (click a row to see its attention)"),
         gr.update(choices=logic.hypothesis_choices(result), value=0, visible=several),
@@ -124,6 +125,17 @@ def explore(text: str, model: str, *controls: Any) -> tuple:
         strip,
         result,
     )
+
+
+def speech_outputs(result: DecodeResult | None, index: int) -> tuple:
+    """IPA line and audio of hypothesis ``index`` for G2P models; both hidden for other models."""
+    if result is None:
+        return gr.skip(), gr.skip()
+    if not logic.speaks(REGISTRY, result.model_id):
+        return gr.update(value="", visible=False), gr.update(value=None, visible=False)
+    with user_errors(for_page=True):
+        text, audio = logic.pronunciation(result, index)
+    return gr.update(value=text, visible=True), gr.update(value=audio, visible=audio is not None)
 
 
 def redraw(result: DecodeResult | None, index: int, view: str, layer: int, head: int) -> tuple:
@@ -145,9 +157,9 @@ def switch_view(result: DecodeResult | None, index: int, view: str, head: int) -
 def pick_row(result: DecodeResult | None, view: str, layer: int, head: int, evt: gr.SelectData) -> tuple:
     """A click on an n-best / sample row shows that hypothesis's attention."""
     if result is None:
-        return gr.skip(), gr.skip(), gr.skip()
+        return (gr.skip(),) * 5
     index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    return (index, *redraw(result, index, view, layer, head))
+    return (index, *redraw(result, index, view, layer, head), *speech_outputs(result, index))
 
 
 def compare(
@@ -197,7 +209,7 @@ def show_model(model: str | None) -> tuple:
     keep = gr.skip()
     return (
         logic.model_summary(REGISTRY, model),
-        gr.Dataset(samples=[[e] for e in logic.examples_of(REGISTRY, model)]),
+        gr.Dataset(samples=logic.example_rows(REGISTRY, model)),
         explanation(card),
         defaults.strategy if "strategy" in given else keep,
         defaults.beam_size if "beam_size" in given else keep,
@@ -264,10 +276,12 @@ with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as d
                     )
                     run = gr.Button("Run", variant="primary", elem_id="run")
                     examples = gr.Dataset(
-                        components=[text],
-                        samples=[[e] for e in logic.examples_of(REGISTRY, DEFAULT_MODEL)],
+                        components=[text, gr.Textbox(render=False)],
+                        headers=["Example", "What to look for"],
+                        samples=logic.example_rows(REGISTRY, DEFAULT_MODEL),
                         type="index",
                         label="Examples (click to run)",
+                        elem_id="examples",
                     )
                     strategy = gr.Radio(
                         [(label, key) for key, label in logic.STRATEGY_LABELS.items()],
@@ -295,6 +309,9 @@ with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as d
                 with gr.Column(scale=3, min_width=420):
                     output = gr.Textbox(label="Output", lines=2, interactive=False, buttons=["copy"],
                                         elem_id="output-text")
+                    pronunciation = gr.Markdown(visible=False, elem_id="pronunciation")
+                    audio = gr.Audio(label="Hear it (espeak-ng speaks the predicted phones)", type="numpy",
+                                     interactive=False, visible=False, elem_id="audio")
                     run_summary = gr.Markdown(elem_id="summary")
                     hypothesis = gr.Dropdown(label="Show attention of", visible=False, interactive=True)
                     with gr.Row():
@@ -366,7 +383,8 @@ with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as d
 
     settings = [strategy, beam_size, length_penalty, n_best, temperature, top_k, top_p, seed, num_samples,
                 max_len, no_repeat_ngram, repetition_penalty]  # the field order of logic.Settings
-    run_outputs = [output, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip, result]
+    speech = [pronunciation, audio]
+    run_outputs = [output, *speech, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip, result]
     figures = [heatmap, strip]
     private = dict(api_visibility="private")
 
@@ -387,9 +405,10 @@ with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as d
     beam_size.change(limit_n_best, [beam_size, n_best], n_best, api_name="limit_n_best", **private)
     gr.on([hypothesis.input, layer.input, head.input], redraw, [result, hypothesis, view, layer, head], figures,
           api_name="redraw", show_progress="hidden", **private)
+    hypothesis.input(speech_outputs, [result, hypothesis], speech, api_name="speak", show_progress="hidden", **private)
     view.input(switch_view, [result, hypothesis, view, head], [layer, *figures], api_name="switch_view",
                show_progress="hidden", **private)
-    table.select(pick_row, [result, view, layer, head], [hypothesis, *figures], api_name="pick_row",
+    table.select(pick_row, [result, view, layer, head], [hypothesis, *figures, *speech], api_name="pick_row",
                  show_progress="hidden", **private)
 
     compare_request = [compare_text, model_a, strategy_a, model_b, strategy_b, shared_beam, shared_penalty,

@@ -17,9 +17,11 @@ import torch
 
 from demo_core.checkpoint import ModelEntry, read_metrics
 from demo_core.decoding import DecodeConfig
-from demo_core.report import decoding_label
+from demo_core.report import decoding_label, headline
 from demo_core.figures import confidence_strip, heads_grid, layer_heads, view_title, weights_heatmap
 from demo_core.inference import DecodeResult, InputError, ModelRegistry, Translator
+from demo_core.phonemes import ipa_string
+from demo_core import speech
 
 STRATEGY_LABELS = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}
 UNAVAILABLE_TASK = "Unavailable models"
@@ -100,6 +102,12 @@ def examples_of(registry: ModelRegistry, model_id: str | None) -> list[str]:
     return [str(e) for e in card_of(registry, model_id).get("examples", [])]
 
 
+def example_rows(registry: ModelRegistry, model_id: str | None) -> list[list[str]]:
+    """[example, what it shows] rows: the card's ``examples`` beside its optional ``example_notes``."""
+    notes = [str(n) for n in card_of(registry, model_id).get("example_notes", [])]
+    return [[text, notes[i] if i < len(notes) else ""] for i, text in enumerate(examples_of(registry, model_id))]
+
+
 def attributions(registry: ModelRegistry) -> list[str]:
     """The data attribution of every installed model, each once."""
     found = (str(e.card.get("data", {}).get("attribution", "")) for e in registry.entries.values())
@@ -131,8 +139,8 @@ def model_summary(registry: ModelRegistry, model_id: str | None) -> str:
         facts.append(f"{metrics['parameters'] / 1e6:.1f} M parameters")
     for split in ("test", "valid"):
         values = metrics.get(split, {})
-        if "bleu" in values:
-            facts.append(f"BLEU {values['bleu']:.1f} ({values.get('split', split)}, {decoding_label(values)})")
+        if values:
+            facts.append(f"{headline(values)} ({values.get('split', split)}, {decoding_label(values)})")
             break
     data = card.get("data", {})
     lines = [f"**{card.get('display_name', entry.id)}**: {card.get('description', '')}", " · ".join(facts)]
@@ -349,3 +357,35 @@ def compare_summary(result: DecodeResult) -> str:
         f"{result.elapsed_ms:.0f} ms",
     ]
     return " · ".join(parts)
+
+
+# ---- pronunciation: IPA and speech for G2P models --------------------------------------
+
+
+def speaks(registry: ModelRegistry, model_id: str | None) -> bool:
+    """True for models whose output is a pronunciation (ARPAbet phones)."""
+    return card_of(registry, model_id).get("task") == "g2p"
+
+
+def pronunciation(result: DecodeResult, index: Any = 0) -> tuple[str, tuple[int, Any] | None]:
+    """IPA of hypothesis ``index`` as Markdown and its audio (``(rate, samples)``), or None with
+    the reason in the Markdown when it cannot be spoken (espeak-ng missing, empty output)."""
+    i = as_int("hypothesis", index, 0)
+    hyp = result.hypotheses[i if 0 <= i < len(result.hypotheses) else 0]
+    phones = hyp.text.split()
+    if not phones:
+        return "The model predicted no phones for this input.", None
+    text = f"**IPA:** /{ipa_string(phones)}/ · **ARPAbet:** {' '.join(phones)}"
+    try:
+        return text, speech.speak(phones)
+    except speech.SpeechError as exc:
+        return f"{text}\n\n<small>{exc}</small>", None
+
+
+def api_json(registry: ModelRegistry, result: DecodeResult) -> dict[str, Any]:
+    """What ``/generate`` returns: ``result.to_json()``, plus each hypothesis's IPA for G2P models."""
+    out = result.to_json()
+    if speaks(registry, result.model_id):
+        for hyp in out["hypotheses"]:
+            hyp["ipa"] = ipa_string(hyp["text"].split())
+    return out

@@ -7,14 +7,20 @@ vowel (a simplification: a dictionary would put it before the syllable onset).
 
 from __future__ import annotations
 
-# General American values, as in the CMUdict documentation and most IPA charts.
-ARPABET_TO_IPA: dict[str, str] = {
-    "AA": "ɑ", "AE": "æ", "AH": "ʌ", "AO": "ɔ", "AW": "aʊ", "AY": "aɪ", "EH": "ɛ", "ER": "ɝ",
-    "EY": "eɪ", "IH": "ɪ", "IY": "i", "OW": "oʊ", "OY": "ɔɪ", "UH": "ʊ", "UW": "u",
-    "B": "b", "CH": "tʃ", "D": "d", "DH": "ð", "F": "f", "G": "ɡ", "HH": "h", "JH": "dʒ",
-    "K": "k", "L": "l", "M": "m", "N": "n", "NG": "ŋ", "P": "p", "R": "ɹ", "S": "s",
-    "SH": "ʃ", "T": "t", "TH": "θ", "V": "v", "W": "w", "Y": "j", "Z": "z", "ZH": "ʒ",
-}
+# ARPAbet phone, its General American IPA value (as in the CMUdict documentation and most IPA
+# charts) and the mnemonic espeak-ng's en-us voice uses for it (from ``espeak-ng -v en-us -x``
+# on words such as "father", "bird", "vision"); vowels first.
+_PHONE_TABLE = """
+AA ɑ A:   AE æ a    AH ʌ V    AO ɔ O:   AW aʊ aU  AY aɪ aI  EH ɛ E    ER ɝ 3:
+EY eɪ eI  IH ɪ I    IY i i:   OW oʊ oU  OY ɔɪ OI  UH ʊ U    UW u u:
+B b b     CH tʃ tS  D d d     DH ð D    F f f     G ɡ g     HH h h    JH dʒ dZ
+K k k     L l l     M m m     N n n     NG ŋ N    P p p     R ɹ r     S s s
+SH ʃ S    T t t     TH θ T    V v v     W w w     Y j j     Z z z     ZH ʒ Z
+"""
+_ROWS = [tuple(_PHONE_TABLE.split()[i:i + 3]) for i in range(0, len(_PHONE_TABLE.split()), 3)]
+ARPABET_TO_IPA: dict[str, str] = {phone: ipa for phone, ipa, _ in _ROWS}
+ARPABET_TO_ESPEAK: dict[str, str] = {phone: mnemonic for phone, _, mnemonic in _ROWS}
+VOWELS = frozenset(phone for phone, _, _ in _ROWS[:15])
 
 # Unstressed (or unmarked) AH and ER are reduced vowels in almost every CMUdict entry.
 _REDUCED = {"AH": "ə", "ER": "ɚ"}

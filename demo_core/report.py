@@ -17,11 +17,22 @@ from demo_core.checkpoint import DEFAULT_ROOT, find_models, read_metrics
 
 
 def headline(values: dict[str, Any] | None) -> str:
-    """'BLEU 36.1 (lowercased 37.5), chrF 60.2' for a translation metrics block."""
+    """The metric block in words, whatever the task: BLEU/chrF, WER/PER, ROUGE, exact match."""
     if not values:
         return "not measured"
     if "bleu" in values:
+        if "tok:zh" in str(values.get("bleu_signature", "")):
+            return f"BLEU {values['bleu']:.1f} (Chinese tokenizer), chrF {values['chrf']:.1f}"
         return f"BLEU {values['bleu']:.1f} (lowercased {values['bleu_lc']:.1f}), chrF {values['chrf']:.1f}"
+    if "wer" in values:
+        return f"WER {values['wer']:.1f}%, PER {values['per']:.1f}%"
+    if "rougeL" in values:
+        text = f"ROUGE-1/2/L {values['rouge1']:.1f} / {values['rouge2']:.1f} / {values['rougeL']:.1f}"
+        if "lead_rougeL" in values:
+            text += f" (first-{values['lead_words']}-words baseline: ROUGE-L {values['lead_rougeL']:.1f})"
+        return text
+    if "exact_match" in values:
+        return f"exact match {values['exact_match']:.2f}%"
     return ", ".join(f"{k} {v}" for k, v in values.items() if isinstance(v, (int, float)))
 
 

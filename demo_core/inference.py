@@ -20,6 +20,7 @@ from torch import nn
 from demo_core.checkpoint import DEFAULT_ROOT, CheckpointError, find_models, load_model_dir
 from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
 from demo_core.data import pad
+from demo_core.task_input import input_problem
 from demo_core.tokenizer import EOS_ID, Tokenizer, normalize_text
 
 MAX_INPUT_CHARS = 1000
@@ -101,6 +102,9 @@ class Translator:
             raise InputError(f"text is {len(text)} characters long; the limit is {MAX_INPUT_CHARS}")
         if not normalize_text(text):
             raise InputError("text is empty: type a sentence to translate")
+        problem = input_problem(self.card, text)  # e.g. digits or a phrase for the pronunciation model
+        if problem:
+            raise InputError(problem)
         ids = self.src_tok.encode(text) + [EOS_ID]
         if len(ids) > self.max_source_tokens:
             raise InputError(

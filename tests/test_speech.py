@@ -17,7 +17,7 @@ import pytest
 
 from demo_core import app_logic as logic
 from demo_core import speech
-from demo_core.inference import ModelRegistry
+from demo_core.inference import InputError, ModelRegistry
 from demo_core.phonemes import ARPABET_TO_ESPEAK, ARPABET_TO_IPA, VOWELS as VOWEL_SET, phone_to_ipa
 
 VOWELS = sorted(VOWEL_SET)
@@ -76,7 +76,7 @@ def g2p_registry(tiny_model_dir, tmp_path_factory) -> ModelRegistry:
 
 def knight(registry: ModelRegistry, model_id: str):
     """A real decode result whose best output is replaced by the phones of 'knight'."""
-    result = logic.decode_request(registry, "zwei kinder", model_id, logic.Settings())
+    result = logic.decode_request(registry, "knight", model_id, logic.Settings())
     return replace(result, hypotheses=[replace(result.best, text="N AY T")])
 
 
@@ -117,3 +117,25 @@ def test_example_rows_pair_each_example_with_its_note(g2p_registry, tmp_path):
     config.write_text(json.dumps(dict(card, id="noted", examples=["a", "b"], example_notes=["first"])))
     rows = logic.example_rows(ModelRegistry(tmp_path), "noted")
     assert rows == [["a", "first"], ["b", ""]]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("hello world", "one English word at a time"),
+    ("42", "spell the number out"),
+    ("café", "LATIN SMALL LETTER E WITH ACUTE"),
+    ("x" * 31, "at most 30"),
+])
+def test_g2p_model_refuses_what_it_cannot_read_with_a_specific_message(g2p_registry, text, message):
+    with pytest.raises(InputError, match=message):
+        logic.prepare_request(g2p_registry, text, "tiny-g2p", logic.Settings())
+
+
+@pytest.mark.parametrize("text", ["knight", "Knight", "don't", "  colonel "])
+def test_g2p_model_reads_words_in_any_case(g2p_registry, text):
+    logic.prepare_request(g2p_registry, text, "tiny-g2p", logic.Settings())
+
+
+def test_other_tasks_take_any_text(g2p_registry):
+    """A translation model gets digits and phrases (its output may be odd, but there is one)."""
+    result = logic.decode_request(g2p_registry, "42 hello world", "tiny-rnn", logic.Settings())
+    assert result.hypotheses

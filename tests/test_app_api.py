@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from gradio_client.exceptions import AppError
 
 from demo_core import app_logic as logic
 from demo_core.inference import MAX_INPUT_CHARS, InputError, ModelRegistry
+from tests.serving import serving
 
 MODELS = ModelRegistry().available()
 STRATEGIES = ("greedy", "beam", "sample")
@@ -27,23 +27,13 @@ SETTINGS = {"greedy": {}, "beam": {"beam_size": 4, "n_best": 3}, "sample": {"num
 needs_model = pytest.mark.skipif(not MODELS, reason="no servable model under checkpoints/")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client():
     """A running app and a gradio_client connected to it; closed after the module."""
     import app
 
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
-    finally:
-        app.demo.close()
+    with serving(app) as url:
+        yield Client(url, verbose=False, analytics_enabled=False)
 
 
 @pytest.fixture(scope="module")

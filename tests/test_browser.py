@@ -9,14 +9,14 @@ Also writes ``docs/screenshot.png`` for the README. Run: ``pytest tests/test_bro
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from demo_core import app_logic as logic
 from demo_core.inference import ModelRegistry
-from tests.test_compare import make_tiny_transformer, load_app
+from tests.serving import load_app, serving
+from tests.test_compare import make_tiny_transformer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -60,15 +60,8 @@ def expected(registry: ModelRegistry, strategy: str, model: str | None = None):
 @pytest.fixture(scope="module")
 def url(registry):
     """The app, serving ``registry``'s folder, on a free port for this module."""
-    app = load_app(registry.root)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        app.demo.close()
+    with serving(load_app(registry.root)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

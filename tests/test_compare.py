@@ -8,13 +8,9 @@ API checks launch a second copy of ``app.py`` whose registry reads that folder
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
-import socket
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -26,8 +22,8 @@ from demo_core.checkpoint import save_checkpoint
 from demo_core.inference import InputError, ModelRegistry
 from demo_core.models import build_model
 from demo_core.tokenizer import Tokenizer
+from tests.serving import load_app, serving
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 TINY_TRANSFORMER = dict(d_model=16, n_heads=4, enc_layers=2, dec_layers=3, d_ff=32, dropout=0.0,
                         attention_dropout=0.0, max_positions=128)
 TEXT = "zwei kinder spielen im schnee"
@@ -47,28 +43,6 @@ def make_tiny_transformer(folder: Path, source_spm: Path, target_spm: Path, **ca
         "examples": [TEXT], **card_fields,
     }
     return save_checkpoint(model, folder, card, {"source.spm.model": source_spm, "target.spm.model": target_spm})
-
-
-def load_app(root: Path) -> ModuleType:
-    """A fresh copy of ``app.py`` whose registry reads ``root`` (the imported ``app`` is left alone)."""
-    before = os.environ.get("S2S_CHECKPOINTS")
-    os.environ["S2S_CHECKPOINTS"] = str(root)
-    try:
-        spec = importlib.util.spec_from_file_location(f"app_at_{root.name}", APP)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        if before is None:
-            os.environ.pop("S2S_CHECKPOINTS")
-        else:
-            os.environ["S2S_CHECKPOINTS"] = before
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +162,8 @@ def test_compare_defaults_pick_two_models_of_one_language(registry, tiny_model_d
 @pytest.fixture(scope="module")
 def client(root):
     """A copy of the app serving the tiny models, and a gradio_client connected to it."""
-    app = load_app(root)
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
-    finally:
-        app.demo.close()
+    with serving(load_app(root)) as url:
+        yield Client(url, verbose=False, analytics_enabled=False)
 
 
 def test_api_compare_returns_both_results(client):

@@ -198,7 +198,7 @@ def compare_page(text: str, model_a: str, strategy_a: str, model_b: str, strateg
     with user_errors(for_page=True):
         results = logic.compare_request(REGISTRY, text, model_a, logic.compare_settings(strategy_a, *shared),
                                         model_b, logic.compare_settings(strategy_b, *shared))
-    return tuple(part for r in results for part in (r.best.text, logic.compare_summary(r), logic.attention_figure(r)))
+    return tuple(part for r in results for part in (r.best.text, logic.summary(r, compared=True), logic.attention_figure(r)))
 
 
 def show_model(model: str | None) -> tuple:

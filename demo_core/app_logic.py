@@ -282,16 +282,17 @@ def attention_figure(result: DecodeResult, index: Any = 0, layer: Any = None, he
     return weights_heatmap(weights, row_pieces, col_pieces, title, *names)
 
 
-def summary(result: DecodeResult) -> str:
-    """One line on what was run: strategy, token counts, time."""
+def summary(result: DecodeResult, compared: bool = False) -> str:
+    """One line on what was run: strategy, token counts, time; for the Compare view, the model
+    and the best output's scores instead of the hypothesis count."""
     best = result.best
-    parts = [
-        f"**{STRATEGY_LABELS[result.config.strategy]}**",
-        f"{len(result.source_pieces)} source → {len(best.pieces)} output tokens",
-        f"{result.elapsed_ms:.0f} ms",
-    ]
-    if len(result.hypotheses) > 1:
-        parts.insert(1, f"{len(result.hypotheses)} {'samples' if result.config.strategy == 'sample' else 'hypotheses'}")
+    strategy = STRATEGY_LABELS[result.config.strategy]
+    parts = [f"**{result.model_id}** · {strategy}" if compared else f"**{strategy}**"]
+    if compared:
+        parts.append(f"score {best.score:.2f} (normalised {best.normalized_score:.2f})")
+    elif len(result.hypotheses) > 1:
+        parts.append(f"{len(result.hypotheses)} {'samples' if result.config.strategy == 'sample' else 'hypotheses'}")
+    parts += [f"{len(result.source_pieces)} source → {len(best.pieces)} output tokens", f"{result.elapsed_ms:.0f} ms"]
     if not best.finished:
         parts.append("cut at the length limit")
     return " · ".join(parts)
@@ -345,18 +346,6 @@ def compare_request(registry: ModelRegistry, text: Any, model_a: Any, settings_a
         raise InputError(f"the models read different languages: {translator_a.id} reads {language_a}, "
                          f"{translator_b.id} reads {language_b}; pick two with the same source language")
     return translator_a.run(text, cfg_a), translator_b.run(text, cfg_b)
-
-
-def compare_summary(result: DecodeResult) -> str:
-    """Model, strategy and the best output's scores in one line."""
-    best = result.best
-    parts = [
-        f"**{result.model_id}** · {STRATEGY_LABELS[result.config.strategy]}",
-        f"score {best.score:.2f} (normalised {best.normalized_score:.2f})",
-        f"{len(best.pieces)} tokens",
-        f"{result.elapsed_ms:.0f} ms",
-    ]
-    return " · ".join(parts)
 
 
 # ---- pronunciation: IPA and speech for G2P models --------------------------------------

@@ -140,7 +140,7 @@ def test_compare_runs_two_models(registry):
     assert (a.model_id, a.config.strategy) == ("tiny-rnn", "greedy")
     assert (b.model_id, b.config.strategy) == ("tiny-transformer", "beam")
     assert a.source_pieces == b.source_pieces
-    assert "score" in logic.compare_summary(b) and "Beam search" in logic.compare_summary(b)
+    assert "score" in logic.summary(b, compared=True) and "Beam search" in logic.summary(b, compared=True)
 
 
 def test_compare_refuses_different_source_languages(registry):

@@ -6,6 +6,9 @@ Every epoch writes ``<run-dir>/state.safetensors`` (fp32 weights and Adam moment
 ``state.json``; run the same command again to resume. The best epoch on the validation
 metric is exported (fp16) to ``<run-dir>/best/`` and, when training ends, to
 ``checkpoints/<id>/``. ``train_log.csv`` records the curve.
+
+``--time-limit MINUTES`` stops after the epoch that the next one would push past the limit
+(state saved, best exported), so several jobs can share a fixed slot of machine time.
 """
 
 from __future__ import annotations
@@ -165,16 +168,30 @@ def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[s
 
 def evaluate_valid(translator: Translator, items: list[tuple[str, list[str]]], metric: str, s: TrainSettings) -> tuple[float, dict[str, Any]]:
     """Greedy-decode each validation source once and score it against all its references."""
-    hyps = translator.translate_batch([src for src, _ in items], DecodeConfig(strategy="greedy", max_len_a=s.valid_max_len_a, alternatives=1))
+    # The decoders build their tensors (padded sources, BOS tokens) with the factory default
+    # device; on a GPU that must be the model's device, or the first lookup fails.
+    with next(translator.model.parameters()).device:
+        hyps = translator.translate_batch([src for src, _ in items], DecodeConfig(strategy="greedy", max_len_a=s.valid_max_len_a, alternatives=1))
     return score(metric, hyps, [refs for _, refs in items])
 
 
+def out_of_time(started: float, last_epoch_seconds: float | None, time_limit: float | None) -> bool:
+    """Whether another epoch as long as the last one would end past ``time_limit`` minutes after ``started``."""
+    if time_limit is None or last_epoch_seconds is None:
+        return False
+    return time.time() - started + last_epoch_seconds > time_limit * 60
+
+
 def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, device_name: str,
-          max_epochs: int | None = None, limit: int | None = None) -> Path:
+          max_epochs: int | None = None, limit: int | None = None, time_limit: float | None = None,
+          amp: bool = True) -> Path:
     """Train (or resume) the model of ``config_path``; returns the exported model folder.
 
     ``limit`` keeps only the first ``limit`` training and validation pairs (smoke tests).
+    ``time_limit`` (minutes of wall time for this call) ends training early, as patience would.
+    ``amp`` runs the forward pass under bf16 autocast on CUDA (ignored on CPU).
     """
+    started = time.time()
     cfg = load_config(config_path)
     s = settings_from(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -200,9 +217,14 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     if not log_path.exists():
         log_path.write_text("epoch,step,train_loss,valid_loss,valid_metric,lr,epoch_seconds,tokens_per_second\n")
     print(f"{cfg['id']}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}", file=sys.stderr)
-    use_amp = device.type == "cuda"
+    use_amp = amp and device.type == "cuda"
     last_epoch = max_epochs or s.max_epochs
+    epoch_wall: float | None = None  # the last epoch of this call, validation and saving included
     while info["epoch"] < last_epoch and info["bad_epochs"] < s.patience:
+        if out_of_time(started, epoch_wall, time_limit):
+            print(f"stopped by the time limit ({time_limit:g} min) after epoch {info['epoch']}: "
+                  f"{time.time() - started:.0f} s used, another epoch would pass it", file=sys.stderr)
+            break
         epoch = info["epoch"] + 1
         torch.manual_seed(s.seed * 1000 + epoch)
         batches = data.token_batches(examples, s.max_tokens, shuffle=True, seed=s.seed * 1000 + epoch)
@@ -245,6 +267,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         save_state(run_dir, model, opt, info)
         print(f"epoch {epoch}: train loss {total_loss / max(total_tokens, 1):.3f}, valid loss {valid_loss:.3f}, "
               f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
+        epoch_wall = time.time() - start
     target = export_root / cfg["id"]
     if (run_dir / "best").exists():
         if target.exists():
@@ -297,12 +320,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="stop after this epoch (resume later)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N pairs of each split (smoke test)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop after the epoch that the next would push past this many minutes (resume later)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA (should a kernel lack bf16)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
     run_dir = args.run_dir or REPO / "runs" / cfg["id"]
-    train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit)
+    train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit, args.time_limit,
+          amp=not args.fp32)
 
 
 if __name__ == "__main__":

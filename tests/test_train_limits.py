@@ -1,0 +1,69 @@
+"""``demo_core.train`` stops cleanly at --time-limit and still exports the best epoch.
+
+The config is a tiny character-level date normaliser: the ``dates`` data set is generated, so
+these tests need no files from ../shared/data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from demo_core import train
+
+# Char vocabularies hold 256 byte-fallback pieces and 4 specials besides the characters.
+TINY_DATES = {
+    "id": "tiny-dates",
+    "task": "normalisation",
+    "dataset": "dates",
+    "dataset_options": {"train": 120, "valid": 20, "test": 20, "seed": 1},
+    "splits": {"train": "train", "valid": "valid", "test": "test"},
+    "source_lang": "mul",
+    "target_lang": "iso8601",
+    "metric": "exact",
+    "architecture": "rnn",
+    "model": {"emb_dim": 16, "enc_hidden": 16, "dec_hidden": 32, "attention": "additive", "attn_dim": 16, "dropout": 0.0},
+    "tokenizer": {"joint": False, "source_vocab": 400, "target_vocab": 280, "model_type": "char"},
+    "training": {"max_tokens": 2000, "warmup_steps": 10, "max_epochs": 5, "patience": 5},
+}
+
+
+@pytest.fixture()
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny-dates.json"
+    path.write_text(json.dumps(TINY_DATES))
+    return path
+
+
+def run_train(config: Path, tmp_path: Path, *flags: str) -> tuple[dict, Path]:
+    """Train with ``flags`` into tmp_path; returns the run's state.json and the exported folder."""
+    run_dir, export_root = tmp_path / "run", tmp_path / "export"
+    train.main([str(config), "--run-dir", str(run_dir), "--export-root", str(export_root), "--device", "cpu",
+                "--threads", "1", "--limit", "60", *flags])
+    return json.loads((run_dir / "state.json").read_text()), export_root / "tiny-dates"
+
+
+def test_tiny_time_limit_stops_after_first_epoch_and_exports(tiny_config, tmp_path, capsys):
+    """A limit shorter than one epoch ends training after epoch 1, says why, and exports that epoch."""
+    state, exported = run_train(tiny_config, tmp_path, "--time-limit", "0.0001")
+    assert state["epoch"] == 1 and state["best_epoch"] == 1
+    assert "stopped by the time limit" in capsys.readouterr().err
+    assert {"config.json", "model.safetensors", "metrics.json", "train_log.csv"} <= {p.name for p in exported.iterdir()}
+    assert len((exported / "train_log.csv").read_text().splitlines()) == 2  # header + epoch 1
+
+
+def test_generous_time_limit_changes_nothing(tiny_config, tmp_path, capsys):
+    """With an hour to spare, training runs to --max-epochs as it would without the flag."""
+    state, exported = run_train(tiny_config, tmp_path, "--time-limit", "60", "--max-epochs", "2")
+    assert state["epoch"] == 2
+    assert "time limit" not in capsys.readouterr().err
+    assert (exported / "model.safetensors").is_file()
+
+
+def test_time_limit_is_not_blamed_when_the_epoch_cap_ends_training(tiny_config, tmp_path, capsys):
+    """At the last allowed epoch training ends by the cap, and the log says nothing about time."""
+    state, _ = run_train(tiny_config, tmp_path, "--time-limit", "0.0001", "--max-epochs", "1")
+    assert state["epoch"] == 1
+    assert "time limit" not in capsys.readouterr().err

@@ -7,10 +7,12 @@ Every decoder is a free function over the shared model interface
     log_probs, state, attn = model.decode_step(memory, state, prev_tokens)
     #        [B, V]              [B, layers, heads, S]
 
-``memory`` and ``state`` are dicts of tensors whose first dimension is the hypothesis, so a
-decoder reorders or copies hypotheses with ``index_select`` and never asks which
-architecture it drives. Decoders work on ids; ``demo_core.inference`` turns text into ids
-and ids into pieces and text.
+``memory`` and ``state`` are dicts of tensors whose first dimension is the hypothesis (and
+of plain values that all hypotheses share, such as a step count), so a decoder reorders or
+copies hypotheses with ``index_select`` and never asks which architecture it drives. A
+decoder continues only from the state the last step returned: ``decode_step`` may update
+the state it is given in place. Decoders work on ids; ``demo_core.inference`` turns text
+into ids and ids into pieces and text.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class DecodeConfig:
             raise ValueError(f"repetition_penalty must be between 1 and 10, got {self.repetition_penalty}")
         if not 0 <= self.alternatives <= 20:
             raise ValueError(f"alternatives must be between 0 and 20, got {self.alternatives}")
+
+    @property
+    def uses_history(self) -> bool:
+        """Whether ``adjust_log_probs`` reads the tokens generated so far."""
+        return self.repetition_penalty != 1.0 or self.no_repeat_ngram > 0
 
     def output_limit(self, src_len: int) -> int:
         """Most output tokens (EOS included) for a source of ``src_len`` tokens."""
@@ -148,9 +155,12 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def adjust_log_probs(
-    log_probs: torch.Tensor, history: torch.Tensor, cfg: DecodeConfig, step: int, prefix: list[int]
+    log_probs: torch.Tensor, history: torch.Tensor | None, cfg: DecodeConfig, step: int, prefix: list[int]
 ) -> torch.Tensor:
-    """Apply repetition penalty, no-repeat-n-gram and a forced prefix. log_probs [N, V], history [N, t]."""
+    """Apply repetition penalty, no-repeat-n-gram and a forced prefix. log_probs [N, V].
+
+    history [N, t] holds the tokens so far; it may be None when ``cfg.uses_history`` is False.
+    """
     if cfg.repetition_penalty != 1.0 and history.size(1) > 0:
         seen = torch.zeros_like(log_probs, dtype=torch.bool).scatter(1, history, True)
         log_probs = torch.where(seen, log_probs * cfg.repetition_penalty, log_probs).log_softmax(-1)
@@ -169,48 +179,90 @@ def adjust_log_probs(
     return log_probs
 
 
+@dataclass
+class _Step:
+    """What one decoding step recorded.
+
+    The step ran on n live rows and recorded m new rows, each a token appended to one of the
+    live rows (its parent). Alternatives and attention belong to the parent rows, since they
+    describe the distribution each new token was drawn from.
+    """
+
+    tokens: list[int]  # [m]
+    logprobs: list[float]  # [m] log-probability of each token
+    parents: list[int] | None  # [m] parent row of each new row; None: row i extends row i
+    alt_ids: list[list[int]]  # [n][alternatives] most likely tokens of each parent row ...
+    alt_probs: list[list[float]]  # ... and their probabilities
+    attention: torch.Tensor  # [n, L, H, S]
+
+
 class _Recorder:
-    """Per-hypothesis history of tokens, log-probs, alternatives and attention, reorderable."""
+    """Every step's tokens, log-probs, alternatives and attention, read back along parent rows.
 
-    def __init__(self, n: int, alternatives: int) -> None:
+    Nothing recorded is copied when beam search reorders its hypotheses: a hypothesis is
+    assembled from its last token back to its first only when it is read.
+    """
+
+    def __init__(self, alternatives: int) -> None:
         self.k = alternatives
-        self.tokens = torch.zeros(n, 0, dtype=torch.long)
-        self.logprobs = torch.zeros(n, 0)
-        self.alt_ids = torch.zeros(n, 0, alternatives, dtype=torch.long)
-        self.alt_probs = torch.zeros(n, 0, alternatives)
-        self.attention: torch.Tensor | None = None  # [n, t, L, H, S]
+        self.steps: list[_Step] = []
 
-    def add(self, tokens: torch.Tensor, log_probs: torch.Tensor, attn: torch.Tensor) -> None:
-        """tokens [n], log_probs [n, V] (distribution the token came from), attn [n, L, H, S]."""
-        chosen = log_probs.gather(1, tokens[:, None])  # [n, 1]
-        top = log_probs.topk(min(self.k, log_probs.size(-1)), dim=-1)
-        self.tokens = torch.cat([self.tokens, tokens[:, None]], 1)
-        self.logprobs = torch.cat([self.logprobs, chosen], 1)
-        self.alt_ids = torch.cat([self.alt_ids, top.indices[:, None]], 1)
-        self.alt_probs = torch.cat([self.alt_probs, top.values.exp()[:, None]], 1)
-        attn = attn.float()[:, None]
-        self.attention = attn if self.attention is None else torch.cat([self.attention, attn], 1)
+    def add(
+        self,
+        tokens: torch.Tensor,
+        log_probs: torch.Tensor,
+        attn: torch.Tensor,
+        parents: list[int] | None = None,
+        top: Any = None,
+    ) -> None:
+        """Record tokens [m], each appended to row ``parents[i]`` (None: row i) of this step.
 
-    def select(self, index: torch.Tensor) -> None:
-        for name in ("tokens", "logprobs", "alt_ids", "alt_probs", "attention"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value.index_select(0, index))
+        log_probs [n, V] and attn [n, L, H, S] are what the step computed for its n rows;
+        ``top`` is ``log_probs.topk(c)`` with c >= alternatives when the caller has it already.
+        """
+        rows = torch.arange(tokens.size(0)) if parents is None else torch.tensor(parents)
+        if top is None:
+            top = log_probs.topk(min(self.k, log_probs.size(-1)), dim=-1)
+        self.steps.append(_Step(
+            tokens=tokens.tolist(),
+            logprobs=log_probs[rows, tokens].tolist(),
+            parents=parents,
+            alt_ids=top.indices[:, : self.k].tolist(),
+            alt_probs=top.values[:, : self.k].exp().tolist(),
+            attention=attn.float(),
+        ))
+
+    def history(self, n: int) -> torch.Tensor:
+        """Tokens so far of rows 0..n-1 of the last step, [n, t] (for ``adjust_log_probs``)."""
+        if not self.steps:
+            return torch.zeros(n, 0, dtype=torch.long)
+        return torch.tensor([self._path(row)[0] for row in range(n)])
+
+    def _path(self, row: int) -> tuple[list[int], list[float], list[list[int]], list[list[float]], list[torch.Tensor]]:
+        """Tokens, log-probs, alternatives and attention rows from the first step to ``row`` of the last."""
+        ids, logprobs, alt_ids, alt_probs, attention = [], [], [], [], []
+        for step in reversed(self.steps):
+            parent = row if step.parents is None else step.parents[row]
+            ids.append(step.tokens[row])
+            logprobs.append(step.logprobs[row])
+            alt_ids.append(step.alt_ids[parent])
+            alt_probs.append(step.alt_probs[parent])
+            attention.append(step.attention[parent])
+            row = parent
+        return ids[::-1], logprobs[::-1], alt_ids[::-1], alt_probs[::-1], attention[::-1]
 
     def hypothesis(self, row: int, alpha: float | None) -> Hypothesis:
-        """Hypothesis of ``row``, cut after its first EOS. alpha None: normalise by length."""
-        ids = self.tokens[row].tolist()
+        """Hypothesis of ``row`` of the last step, cut after its first EOS. alpha None: normalise by length."""
+        ids, logprobs, alt_ids, alt_probs, attention = self._path(row)
         length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
-        logprobs = self.logprobs[row, :length].tolist()
-        score = float(sum(logprobs))
+        score = float(sum(logprobs[:length]))
         norm = length_penalty(length, alpha) if alpha is not None else max(length, 1)
-        attention = self.attention[row, :length] if self.attention is not None else torch.zeros(0)
         return Hypothesis(
             ids=ids[:length],
-            token_logprobs=logprobs,
-            alt_ids=self.alt_ids[row, :length].tolist(),
-            alt_probs=self.alt_probs[row, :length].tolist(),
-            attention=attention,
+            token_logprobs=logprobs[:length],
+            alt_ids=alt_ids[:length],
+            alt_probs=alt_probs[:length],
+            attention=torch.stack(attention[:length]) if length else torch.zeros(0),  # [T, L, H, S]
             score=score,
             normalized_score=score / norm,
             finished=EOS_ID in ids[:length],
@@ -225,10 +277,10 @@ def _decode_each(
     state = model.init_state(memory)
     prev = torch.full((n,), BOS_ID, dtype=torch.long)
     done = torch.zeros(n, dtype=torch.bool)
-    rec = _Recorder(n, cfg.alternatives)
+    rec = _Recorder(cfg.alternatives)
     for step in range(cfg.output_limit(src_len)):
         log_probs, state, attn = model.decode_step(memory, state, prev)
-        log_probs = adjust_log_probs(log_probs, rec.tokens, cfg, step, prefix)
+        log_probs = adjust_log_probs(log_probs, rec.history(n) if cfg.uses_history else None, cfg, step, prefix)
         tokens = choose(log_probs).masked_fill(done, PAD_ID)
         rec.add(tokens, log_probs, attn)
         done |= tokens == EOS_ID
@@ -283,8 +335,9 @@ def beam_search(
     k = cfg.beam_size
     alpha = cfg.length_penalty
     memory_one = memory if memory is not None else model.encode(src)
+    memory = memory_one
     state = model.init_state(memory_one)
-    rec = _Recorder(1, cfg.alternatives)
+    rec = _Recorder(cfg.alternatives)
     scores = torch.zeros(1)  # cumulative log-prob of each live hypothesis
     node_of = [0]  # tree node of each live hypothesis
     tree = [BeamNode(0, None, BOS_ID, 0.0, 0, "kept")]
@@ -292,42 +345,48 @@ def beam_search(
     prev = torch.full((1,), BOS_ID, dtype=torch.long)
     limit = cfg.output_limit(src.size(1))
     for step in range(limit):
-        memory = index_tree(memory_one, torch.zeros(prev.size(0), dtype=torch.long))
+        n = prev.size(0)
+        if memory["mask"].size(0) != n:  # every hypothesis reads the same source: copy it only when n changes
+            memory = index_tree(memory_one, torch.zeros(n, dtype=torch.long))
         log_probs, state, attn = model.decode_step(memory, state, prev)
-        log_probs = adjust_log_probs(log_probs, rec.tokens, cfg, step, prefix)
-        total = scores[:, None] + log_probs  # [n, V]
-        top = total.view(-1).topk(min(2 * k, total.numel()))
+        log_probs = adjust_log_probs(log_probs, rec.history(n) if cfg.uses_history else None, cfg, step, prefix)
+        # The 2k best expansions overall are among the 2k best of each row, which also hold
+        # the alternatives to record: one top-k over the vocabulary serves both.
+        top = log_probs.topk(min(max(2 * k, cfg.alternatives), log_probs.size(1)), dim=-1)  # [n, c]
+        total = scores[:, None] + top.values  # [n, c]
+        best = total.view(-1).topk(min(2 * k, total.numel()))
+        candidates = top.indices.tolist()
         keep_rows: list[int] = []
         keep_tokens: list[int] = []
         keep_scores: list[float] = []
         keep_nodes: list[int] = []
-        vocab = log_probs.size(1)
-        for rank, (value, flat) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
+        end_rows: list[int] = []  # rows whose hypothesis ends with EOS at this step
+        for rank, (value, flat) in enumerate(zip(best.values.tolist(), best.indices.tolist())):
             if value == float("-inf"):
                 break
-            row, token = divmod(flat, vocab)
+            row, column = divmod(flat, top.indices.size(1))
+            token = candidates[row][column]
             node_id = len(tree)
             if token == EOS_ID and rank < k:
                 status = "finished"
+                end_rows.append(row)
             elif token != EOS_ID and len(keep_rows) < k:
                 status = "kept"
-            else:
-                status = "pruned"
-            tree.append(BeamNode(node_id, node_of[row], token, value, step + 1, status))
-            if status == "finished":
-                finished.append(_finish(rec, row, token, log_probs, attn, alpha))
-            elif status == "kept":
                 keep_rows.append(row)
                 keep_tokens.append(token)
                 keep_scores.append(value)
                 keep_nodes.append(node_id)
+            else:
+                status = "pruned"
+            tree.append(BeamNode(node_id, node_of[row], token, value, step + 1, status))
+        # The step's new rows: the live hypotheses first (the next step's rows), then the finished ones.
+        tokens = torch.tensor(keep_tokens + [EOS_ID] * len(end_rows), dtype=torch.long)
+        rec.add(tokens, log_probs, attn, parents=keep_rows + end_rows, top=top)
+        finished.extend(rec.hypothesis(len(keep_rows) + i, alpha) for i in range(len(end_rows)))
         if len(finished) >= k or not keep_rows:
             break
-        index = torch.tensor(keep_rows, dtype=torch.long)
-        prev = torch.tensor(keep_tokens, dtype=torch.long)
-        rec.select(index)
-        rec.add(prev, log_probs.index_select(0, index), attn.index_select(0, index))
-        state = index_tree(state, index)
+        prev = tokens[: len(keep_rows)]
+        state = index_tree(state, torch.tensor(keep_rows, dtype=torch.long))
         scores = torch.tensor(keep_scores)
         node_of = keep_nodes
     else:  # length limit reached: the live hypotheses end here, unfinished
@@ -336,16 +395,6 @@ def beam_search(
             finished.append(rec.hypothesis(row, alpha))
     finished.sort(key=lambda h: h.normalized_score, reverse=True)
     return finished[: cfg.n_best or k], tree
-
-
-def _finish(rec: _Recorder, row: int, token: int, log_probs: torch.Tensor, attn: torch.Tensor, alpha: float) -> Hypothesis:
-    """The hypothesis of live ``row`` extended by ``token`` (EOS) at this step."""
-    one = _Recorder(1, rec.k)
-    for name in ("tokens", "logprobs", "alt_ids", "alt_probs", "attention"):
-        value = getattr(rec, name)
-        setattr(one, name, value[row : row + 1] if value is not None else None)
-    one.add(torch.tensor([token]), log_probs[row : row + 1], attn[row : row + 1])
-    return one.hypothesis(0, alpha)
 
 
 def decode(model: Any, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None,

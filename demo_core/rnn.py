@@ -84,6 +84,7 @@ class RNNSeq2Seq(nn.Module):
         else:
             self.pre_output = nn.Linear(cfg.dec_hidden + enc_out + cfg.emb_dim, cfg.emb_dim)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
+        self.output_projection: nn.Module | None = None  # packed copy for CPU inference: quantize_for_cpu
         self.dropout = nn.Dropout(cfg.dropout)
         for table in {id(self.src_embed): self.src_embed, id(self.tgt_embed): self.tgt_embed}.values():
             # Small embeddings keep the tied output logits near zero at the start.
@@ -154,5 +155,7 @@ class RNNSeq2Seq(nn.Module):
         return out, new_state, weights
 
     def _logits(self, out: torch.Tensor) -> torch.Tensor:
-        """pre-output [..., E] -> logits [..., V] through the tied target embedding."""
+        """pre-output [..., E] -> logits [..., V] through the tied target embedding (or its packed copy)."""
+        if self.output_projection is not None:
+            return self.output_projection(self.dropout(out))
         return F.linear(self.dropout(out), self.tgt_embed.weight, self.output_bias)

@@ -1,23 +1,26 @@
 """Transformer encoder-decoder (Vaswani et al., 2017), pre-norm, with its own attention layer.
 
-Every attention layer computes its softmax weights explicitly,
+Every attention layer that the demo shows computes its softmax weights explicitly,
 
-    A = softmax(Q K^T / sqrt(d_head)),   out = A V,
+    A = softmax(Q K^T / sqrt(d_head) + bias),   out = A V,
 
 so the demo can show every layer and head (``nn.MultiheadAttention`` and
-``F.scaled_dot_product_attention`` do not hand the weights back). Masked positions get
-exactly 0 weight and every row sums to 1.
+``F.scaled_dot_product_attention`` do not hand the weights back). ``bias`` is 0 where a query
+may attend and -inf where it may not, so masked positions get exactly 0 weight and every row
+sums to 1. The decoder self-attention weights are never shown, so that one layer uses the
+fused ``F.scaled_dot_product_attention``.
 
 Pre-norm blocks, x = x + Dropout(Sublayer(LayerNorm(x))), with a final LayerNorm after the
 encoder and after the decoder; sinusoidal positions; the target embedding is also the output
 projection (tied), and with ``share_embeddings`` one table serves source, target and output.
 
-Incremental decoding keeps a key/value cache in ``state``:
-``self_k`` / ``self_v`` [B, L, H, t, d_head] grow by one position per ``decode_step`` (the
-current position is their length t). The cross-attention keys and values depend only on the
-source, so ``encode`` computes them once for every decoder layer and keeps them in ``memory``
-(``cross_k`` / ``cross_v`` [B, L, H, S, d_head]). All of it is batch-first tensors, so
-decoders can reorder hypotheses with ``index_select`` without knowing what is inside.
+Incremental decoding keeps a key/value cache in ``state``: ``self_k`` / ``self_v``
+[B, L, H, capacity, d_head] of which the first ``length`` positions are filled. Each
+``decode_step`` writes one position in place, and the capacity doubles when it runs out, so
+a step copies nothing that is already cached. The cross-attention keys and values depend
+only on the source, so ``encode`` computes them once for every decoder layer and keeps them
+in ``memory`` (``cross_k`` / ``cross_v`` [B, L, H, S, d_head]). All tensors are batch-first,
+so decoders can reorder hypotheses with ``index_select`` without knowing what is inside.
 """
 
 from __future__ import annotations
@@ -29,10 +32,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.attention import masked_softmax
 from demo_core.tokenizer import PAD_ID
 
 Tensors = dict[str, torch.Tensor]
+State = dict[str, torch.Tensor | int]
+CACHE_CAPACITY = 16  # first key/value cache size in positions; doubled when full
+
+
+def padding_bias(mask: torch.Tensor) -> torch.Tensor:
+    """mask [B, S] (True = real token) -> additive attention bias [B, 1, 1, S]: 0 or -inf.
+
+    Every source holds at least EOS, so no query row is masked out entirely (which would
+    give NaN weights).
+    """
+    bias = torch.zeros(mask.shape, device=mask.device).masked_fill(~mask, float("-inf"))
+    return bias[:, None, None, :]
 
 
 def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
@@ -72,20 +86,30 @@ class MultiHeadAttention(nn.Module):
         return self.split_heads(self.key(x)), self.split_heads(self.value(x))
 
     def forward(
-        self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None
+        self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, D] attends to keys/values [B, H, S, d] -> out [B, T, D], weights [B, H, T, S].
 
-        ``mask`` (bool, True = may attend) broadcasts to [B, H, T, S]; None lets every query
-        see every key. The returned weights are taken before attention dropout, so each row
-        sums to 1 in training too.
+        ``bias`` (0 = may attend, -inf = may not) broadcasts to [B, H, T, S]; None lets every
+        query see every key. The returned weights are taken before attention dropout, so each
+        row sums to 1 in training too.
         """
         B, T, D = x.shape
         q = self.split_heads(self.query(x)) * self.d_head**-0.5  # [B, H, T, d]
         scores = q @ keys.transpose(-2, -1)  # [B, H, T, S]
-        weights = torch.softmax(scores, dim=-1) if mask is None else masked_softmax(scores, mask)
+        weights = torch.softmax(scores if bias is None else scores + bias, dim=-1)
         context = self.dropout(weights) @ values  # [B, H, T, d]
         return self.out(context.transpose(1, 2).reshape(B, T, D)), weights
+
+    def forward_fused(
+        self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``forward`` without the weights, in one fused kernel: x [B, T, D] -> out [B, T, D]."""
+        B, T, D = x.shape
+        q = self.split_heads(self.query(x))  # [B, H, T, d]
+        bias = None if bias is None else bias.to(q.dtype)  # a float mask must match the queries (bf16 autocast)
+        context = F.scaled_dot_product_attention(q, keys, values, bias, self.dropout.p if self.training else 0.0)
+        return self.out(context.transpose(1, 2).reshape(B, T, D))  # context [B, H, T, d]
 
 
 class FeedForward(nn.Module):
@@ -111,11 +135,11 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(d_model, d_ff)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, S, D], mask [B, 1, 1, S] -> x [B, S, D], self-attention weights [B, H, S, S]."""
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, S, D], padding bias [B, 1, 1, S] -> x [B, S, D], self-attention weights [B, H, S, S]."""
         h = self.norm_attn(x)
         keys, values = self.attn.project_kv(h)
-        a, weights = self.attn(h, keys, values, mask)
+        a, weights = self.attn(h, keys, values, bias)
         x = x + self.dropout(a)
         x = x + self.dropout(self.ff(self.norm_ff(x)))
         return x, weights
@@ -137,32 +161,32 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        past_k: torch.Tensor,
-        past_v: torch.Tensor,
-        self_mask: torch.Tensor | None,
+        cache_k: torch.Tensor,
+        cache_v: torch.Tensor,
+        start: int,
+        self_bias: torch.Tensor | None,
         cross_k: torch.Tensor,
         cross_v: torch.Tensor,
-        cross_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One layer over the T newest target positions.
+        cross_bias: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One layer over the T newest target positions start..start+T-1.
 
-        x [B, T, D]; past_k/past_v [B, H, t, d] cached keys/values of earlier positions
-        (t = 0 in teacher forcing); self_mask broadcasts to [B, H, T, t+T] (causal), or None
-        when T = 1 (the newest position may see all earlier ones); cross_k/cross_v
-        [B, H, S, d]; cross_mask [B, 1, 1, S].
-        Returns x [B, T, D], keys/values [B, H, t+T, d] (the grown cache), cross-attention
-        weights [B, H, T, S].
+        x [B, T, D]; cache_k/cache_v [B, H, C, d] with C >= start + T: positions before
+        ``start`` hold the earlier keys/values, this layer writes its T new ones in place
+        and attends over the first start + T. self_bias broadcasts to [B, H, T, start+T]
+        (causal), or None when T = 1 (the newest position may see all earlier ones);
+        cross_k/cross_v [B, H, S, d]; cross_bias [B, 1, 1, S].
+        Returns x [B, T, D] and the cross-attention weights [B, H, T, S].
         """
         h = self.norm_self(x)
-        new_k, new_v = self.self_attn.project_kv(h)  # [B, H, T, d]
-        keys = torch.cat([past_k, new_k], dim=2)  # [B, H, t+T, d]
-        values = torch.cat([past_v, new_v], dim=2)
-        a, _ = self.self_attn(h, keys, values, self_mask)
+        end = start + x.size(1)
+        cache_k[:, :, start:end], cache_v[:, :, start:end] = self.self_attn.project_kv(h)
+        a = self.self_attn.forward_fused(h, cache_k[:, :, :end], cache_v[:, :, :end], self_bias)
         x = x + self.dropout(a)
-        a, cross_weights = self.cross_attn(self.norm_cross(x), cross_k, cross_v, cross_mask)
+        a, cross_weights = self.cross_attn(self.norm_cross(x), cross_k, cross_v, cross_bias)
         x = x + self.dropout(a)
         x = x + self.dropout(self.ff(self.norm_ff(x)))
-        return x, keys, values, cross_weights
+        return x, cross_weights
 
 
 @dataclass(frozen=True)
@@ -207,6 +231,7 @@ class TransformerSeq2Seq(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(cfg.dec_layers))
         self.decoder_norm = nn.LayerNorm(cfg.d_model)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
+        self.output_projection: nn.Module | None = None  # packed copy for CPU inference: quantize_for_cpu
         self.dropout = nn.Dropout(cfg.dropout)
         self._init_weights()
 
@@ -237,11 +262,11 @@ class TransformerSeq2Seq(nn.Module):
         keys get 0, rows of padded queries are not meaningful).
         """
         mask = src != PAD_ID  # [B, S]
-        key_mask = mask[:, None, None, :]  # [B, 1, 1, S]
+        bias = padding_bias(mask)  # [B, 1, 1, S]
         x = self._embed(self.src_embed, src, start=0)  # [B, S, D]
         self_attention = []
         for layer in self.encoder:
-            x, weights = layer(x, key_mask)
+            x, weights = layer(x, bias)
             self_attention.append(weights)  # [B, H, S, S]
         x = self.encoder_norm(x)
         cross = [layer.cross_attn.project_kv(x) for layer in self.decoder]  # L x ([B, H, S, d], [B, H, S, d])
@@ -252,34 +277,36 @@ class TransformerSeq2Seq(nn.Module):
             "self_attention": torch.stack(self_attention, dim=1),  # [B, L_enc, H, S, S]
         }
 
-    def init_state(self, memory: Tensors) -> Tensors:
-        """Empty self-attention cache: self_k / self_v [B, L, H, 0, d]."""
+    def init_state(self, memory: Tensors) -> State:
+        """Empty self-attention cache: self_k / self_v [B, L, H, CACHE_CAPACITY, d], length 0."""
         B, L, H, _, d = memory["cross_k"].shape
-        empty = memory["cross_k"].new_zeros(B, L, H, 0, d)
-        return {"self_k": empty, "self_v": empty.clone()}
+        cache = memory["cross_k"].new_zeros(B, L, H, CACHE_CAPACITY, d)
+        return {"self_k": cache, "self_v": torch.zeros_like(cache), "length": 0}
 
     def decode_step(
-        self, memory: Tensors, state: Tensors, prev_tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, Tensors, torch.Tensor]:
+        self, memory: Tensors, state: State, prev_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, State, torch.Tensor]:
         """prev_tokens [B] -> log_probs [B, V], new state, cross-attention [B, L, H, S].
 
-        prev_tokens sit at position t = the cache length; the new state's cache holds t + 1
-        positions. The attention is every decoder layer's and head's cross-attention.
+        prev_tokens sit at position t = ``state["length"]``. Their keys and values are
+        written into the cache in place, so the state passed in is used up (decoders only
+        ever continue from the state a step returns); the new state's length is t + 1. The
+        attention is every decoder layer's and head's cross-attention.
         """
-        t = state["self_k"].size(3)  # tokens already decoded = position of prev_tokens
+        t = int(state["length"])  # tokens already decoded = position of prev_tokens
+        keys, values = state["self_k"], state["self_v"]  # [B, L, H, C, d]
+        if t == keys.size(3):  # full: double the capacity
+            keys, values = (torch.cat([c, torch.zeros_like(c)], dim=3) for c in (keys, values))
         x = self._embed(self.tgt_embed, prev_tokens[:, None], start=t)  # [B, 1, D]
-        cross_mask = memory["mask"][:, None, None, :]  # [B, 1, 1, S]
-        keys, values, attention = [], [], []
+        cross_bias = padding_bias(memory["mask"])  # [B, 1, 1, S]
+        attention = []
         for i, layer in enumerate(self.decoder):
-            x, k, v, weights = layer(
-                x, state["self_k"][:, i], state["self_v"][:, i], None,
-                memory["cross_k"][:, i], memory["cross_v"][:, i], cross_mask,
+            x, weights = layer(
+                x, keys[:, i], values[:, i], t, None, memory["cross_k"][:, i], memory["cross_v"][:, i], cross_bias
             )
-            keys.append(k)  # [B, H, t+1, d]
-            values.append(v)
             attention.append(weights[:, :, 0])  # [B, H, S]
         log_probs = F.log_softmax(self._logits(self.decoder_norm(x[:, 0])), dim=-1)  # [B, V]
-        new_state = {"self_k": torch.stack(keys, dim=1), "self_v": torch.stack(values, dim=1)}
+        new_state = {"self_k": keys, "self_v": values, "length": t + 1}
         return log_probs, new_state, torch.stack(attention, dim=1)  # attention [B, L, H, S]
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -287,12 +314,12 @@ class TransformerSeq2Seq(nn.Module):
         memory = self.encode(src)
         T = tgt_in.size(1)
         x = self._embed(self.tgt_embed, tgt_in, start=0)  # [B, T, D]
-        causal = torch.ones(T, T, dtype=torch.bool, device=src.device).tril()  # [T, T] query i sees keys <= i
-        cross_mask = memory["mask"][:, None, None, :]
+        causal = x.new_full((T, T), float("-inf")).triu(1)  # [T, T] query i sees keys <= i
+        cross_bias = padding_bias(memory["mask"])
         B, _, H, _, d = memory["cross_k"].shape
-        empty = x.new_zeros(B, H, 0, d)  # no cached positions: all T are computed at once
         for i, layer in enumerate(self.decoder):
-            x, _, _, _ = layer(x, empty, empty, causal, memory["cross_k"][:, i], memory["cross_v"][:, i], cross_mask)
+            keys, values = x.new_empty(B, H, T, d), x.new_empty(B, H, T, d)  # filled by the layer, all T at once
+            x, _ = layer(x, keys, values, 0, causal, memory["cross_k"][:, i], memory["cross_v"][:, i], cross_bias)
         return self._logits(self.decoder_norm(x))
 
     # --- internals ------------------------------------------------------------------------
@@ -306,5 +333,7 @@ class TransformerSeq2Seq(nn.Module):
         return self.dropout(x)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Decoder output [..., D] -> logits [..., V] through the tied target embedding."""
+        """Decoder output [..., D] -> logits [..., V] through the tied target embedding (or its packed copy)."""
+        if self.output_projection is not None:
+            return self.output_projection(x)
         return F.linear(x, self.tgt_embed.weight, self.output_bias)

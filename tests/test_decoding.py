@@ -7,8 +7,9 @@ from demo_core.decoding import (
     DecodeConfig, adjust_log_probs, beam_search, decode, greedy_search, sample, top_k_filter, top_p_filter,
 )
 from demo_core.data import pad
-from demo_core.tokenizer import EOS_ID
-from demo_core.toy import toy_sources
+from demo_core.models import build_model
+from demo_core.tokenizer import BOS_ID, EOS_ID
+from demo_core.toy import VOCAB, toy_sources
 from tests.conftest import tiny_rnn
 
 SOURCES = toy_sources(12, seed=7)
@@ -176,3 +177,46 @@ def test_invalid_parameters_are_refused_by_name(kwargs, name):
     """A parameter out of range is refused with a message naming it."""
     with pytest.raises(ValueError, match=name):
         DecodeConfig(**kwargs).validate()
+
+
+def rescore(model, src: list[int], ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Feed ``ids`` to the model one step at a time: log-probs [T, V] and attention [T, L, H, S] at each step."""
+    memory = model.encode(one(src))
+    state = model.init_state(memory)
+    prev = torch.tensor([BOS_ID])
+    log_probs, attention = [], []
+    for token in ids:
+        lp, state, attn = model.decode_step(memory, state, prev)
+        log_probs.append(lp[0])
+        attention.append(attn[0])
+        prev = torch.tensor([token])
+    return torch.stack(log_probs), torch.stack(attention)
+
+
+@pytest.mark.parametrize("architecture", ["rnn", "transformer"])
+@pytest.mark.parametrize("strategy", ["beam", "sample"])
+def test_recorded_steps_match_rescoring_the_output(architecture, strategy):
+    """Each hypothesis's log-probs, alternatives and attention are the model's own at every step of its path.
+
+    Beam search reorders its hypotheses at every step (an untrained model has many near-ties),
+    so this checks that each one is read back along its own parents.
+    """
+    torch.manual_seed(6)
+    if architecture == "rnn":
+        model = tiny_rnn("additive").eval()
+    else:
+        model = build_model("transformer", dict(src_vocab=VOCAB, tgt_vocab=VOCAB, d_model=16, n_heads=2, enc_layers=1,
+                                                dec_layers=2, d_ff=32, max_positions=64)).eval()
+    cfg = DecodeConfig(strategy=strategy, beam_size=4, num_samples=3, max_len=9, alternatives=3, temperature=2.0)
+    with torch.no_grad():
+        for src in SOURCES[:3]:
+            hyps, _ = decode(model, one(src), cfg)
+            assert len(hyps) >= 3
+            for h in hyps:
+                log_probs, attention = rescore(model, src, h.ids)  # [T, V], [T, L, H, S]
+                chosen = log_probs.gather(1, torch.tensor(h.ids)[:, None])[:, 0]
+                torch.testing.assert_close(torch.tensor(h.token_logprobs), chosen, atol=1e-5, rtol=0)
+                top = log_probs.topk(3, dim=-1).values.exp()  # ties may list other ids with the same probability
+                torch.testing.assert_close(torch.tensor(h.alt_probs), top, atol=1e-5, rtol=0)
+                torch.testing.assert_close(log_probs.gather(1, torch.tensor(h.alt_ids)).exp(), top, atol=1e-5, rtol=0)
+                torch.testing.assert_close(h.attention, attention, atol=1e-5, rtol=0)

@@ -22,7 +22,7 @@ from demo_core.decoding import DecodeConfig, beam_search, greedy_search, sample
 from demo_core.models import build_model, count_parameters
 from demo_core.tokenizer import BOS_ID, PAD_ID, train_sentencepiece
 from demo_core.toy import VOCAB, alignment_accuracy, toy_sources, train_toy
-from demo_core.transformer import TransformerConfig, TransformerSeq2Seq
+from demo_core.transformer import CACHE_CAPACITY, TransformerConfig, TransformerSeq2Seq
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(d_model=32, n_heads=4, enc_layers=2, dec_layers=2, d_ff=64, max_positions=64)
@@ -73,7 +73,25 @@ def test_cached_decoding_matches_teacher_forcing(share_embeddings: bool) -> None
         for t in range(tgt_in.size(1)):
             log_probs, state, _ = model.decode_step(memory, state, tgt_in[:, t])
             steps.append(log_probs)
-    assert state["self_k"].shape == (3, 2, 4, tgt_in.size(1), 8)
+    assert state["length"] == tgt_in.size(1) and state["self_k"].shape[:3] == (3, 2, 4)
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=0)
+
+
+def test_cache_grows_past_its_first_capacity() -> None:
+    """Decoding past the preallocated cache (which then doubles) still matches the full forward pass."""
+    model = tiny_model().eval()
+    src = padded_batch(50, [5, 9], seed=5)
+    T = 2 * CACHE_CAPACITY + 3  # two doublings
+    tgt_in = torch.cat([torch.full((2, 1), BOS_ID), padded_batch(50, [T - 1, T - 1], seed=6)], dim=1)
+    with torch.no_grad():
+        full = F.log_softmax(model(src, tgt_in), dim=-1)  # [B, T, V]
+        memory = model.encode(src)
+        state = model.init_state(memory)
+        steps = []
+        for t in range(T):
+            log_probs, state, _ = model.decode_step(memory, state, tgt_in[:, t])
+            steps.append(log_probs)
+    assert state["length"] == T and state["self_k"].size(3) == 4 * CACHE_CAPACITY
     torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=0)
 
 

@@ -1,0 +1,100 @@
+"""Latency of Transformer decoding on CPU: a 15-word sentence, ~18 output steps, attention recorded.
+
+    python benchmarks/bench_transformer.py [--threads 1] [--runs 30] [--steps 18] [--weights fp16]
+
+The model is the trained ``architecture: transformer`` checkpoint under ``checkpoints/`` if
+one exists, else ``configs/de-en-transformer.json`` built with random weights. A random
+model would stop at any step or never, so with random weights EOS is suppressed (its output
+bias is set to -inf) and every decode runs exactly ``--steps`` steps; a trained model
+translates the sentence and stops on its own. Each timed run encodes the source and decodes
+it, as ``Translator.run`` does (tokenisation is not timed); loading is not timed. Prints the
+median and 90th percentile in milliseconds for greedy and beam 5, with the load average,
+since other jobs on the machine slow every number down. ``--weights`` fp16 is what the app
+serves (``ModelRegistry``); fp32 is the model as trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demo_core.checkpoint import CPU_WEIGHTS, find_models, quantize_for_cpu  # noqa: E402
+from demo_core.decoding import DecodeConfig, decode  # noqa: E402
+from demo_core.inference import Translator  # noqa: E402
+from demo_core.models import build_model  # noqa: E402
+from demo_core.tokenizer import EOS_ID  # noqa: E402
+
+SENTENCE = "Ein kleines Mädchen in einem roten Kleid spielt mit ihrem Hund auf einer grünen Wiese im Park."
+SOURCE_TOKENS = 21  # what SENTENCE is in the shipped 8k German SentencePiece model: 20 pieces + EOS
+
+
+def load(steps: int) -> tuple[str, torch.nn.Module, torch.Tensor, int | None]:
+    """Name, eval-mode model, source ids [1, S] and max_len (None: the model stops on its own)."""
+    trained = [e for e in find_models() if e.available and e.card.get("architecture") == "transformer"]
+    if trained:
+        translator = Translator.from_dir(trained[0].path)
+        return trained[0].id, translator.model, torch.tensor([translator.source_ids(SENTENCE)]), None
+    card = json.loads((REPO / "configs" / "de-en-transformer.json").read_text(encoding="utf-8"))
+    vocab = card["tokenizer"]["vocab_size"]
+    torch.manual_seed(0)
+    model = build_model("transformer", dict(card["model"], src_vocab=vocab, tgt_vocab=vocab)).eval()
+    with torch.no_grad():
+        model.output_bias[EOS_ID] = float("-inf")  # never stop early: exactly `steps` steps
+    src = torch.randint(4, vocab, (1, SOURCE_TOKENS - 1), generator=torch.Generator().manual_seed(0))
+    src = torch.cat([src, torch.tensor([[EOS_ID]])], dim=1)
+    return f"{card['id']} (random weights)", model, src, steps
+
+
+def time_ms(model: torch.nn.Module, src: torch.Tensor, cfg: DecodeConfig, runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU milliseconds of encode + decode per run, after one warm-up run.
+
+    CPU time well below the wall time means other processes held the cores; equal times on a
+    busy machine mean the slowdown is shared caches and memory (or a host's stolen time).
+    """
+    wall, cpu = [], []
+    for run in range(runs + 1):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        with torch.inference_mode():
+            hyps, _ = decode(model, src, cfg, memory=model.encode(src))
+        if run:
+            wall.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
+    assert hyps[0].attention.dim() == 4  # [T, layers, heads, S]: attention was recorded
+    return wall, cpu
+
+
+def p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=18, help="output steps of the random-weight model")
+    parser.add_argument("--weights", choices=CPU_WEIGHTS, default="fp16", help="Linear weights (quantize_for_cpu)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    name, model, src, max_len = load(args.steps)
+    model = quantize_for_cpu(model, args.weights)
+    print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.weights} weights, "
+          f"source {src.size(1)} tokens, load average {os.getloadavg()[0]:.2f}")
+    for label, cfg in (("greedy", DecodeConfig(max_len=max_len)),
+                       ("beam 5", DecodeConfig(strategy="beam", beam_size=5, max_len=max_len))):
+        wall, cpu = time_ms(model, src, cfg, args.runs)
+        print(f"{label:7s} median {statistics.median(wall):6.1f} ms   p90 {p90(wall):6.1f} ms   "
+              f"(CPU time: median {statistics.median(cpu):6.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

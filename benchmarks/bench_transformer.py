@@ -38,13 +38,16 @@ SENTENCE = "Ein kleines Mädchen in einem roten Kleid spielt mit ihrem Hund auf 
 SOURCE_TOKENS = 21  # what SENTENCE is in the shipped 8k German SentencePiece model: 20 pieces + EOS
 
 
-def load(steps: int) -> tuple[str, torch.nn.Module, torch.Tensor, int | None]:
-    """Name, eval-mode model, source ids [1, S] and max_len (None: the model stops on its own)."""
+def load(steps: int, config: Path | None = None) -> tuple[str, torch.nn.Module, torch.Tensor, int | None]:
+    """Name, eval-mode model, source ids [1, S] and max_len (None: the model stops on its own).
+
+    ``config`` forces a random-weight model of that config (to compare architectures before training).
+    """
     trained = [e for e in find_models() if e.available and e.card.get("architecture") == "transformer"]
-    if trained:
+    if trained and config is None:
         translator = Translator.from_dir(trained[0].path)
         return trained[0].id, translator.model, torch.tensor([translator.source_ids(SENTENCE)]), None
-    card = json.loads((REPO / "configs" / "de-en-transformer.json").read_text(encoding="utf-8"))
+    card = json.loads((config or REPO / "configs" / "de-en-transformer.json").read_text(encoding="utf-8"))
     vocab = card["tokenizer"]["vocab_size"]
     torch.manual_seed(0)
     model = build_model("transformer", dict(card["model"], src_vocab=vocab, tgt_vocab=vocab)).eval()
@@ -82,10 +85,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=18, help="output steps of the random-weight model")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="time a random-weight model of this config instead of the trained one")
     parser.add_argument("--weights", choices=CPU_WEIGHTS, default="fp16", help="Linear weights (quantize_for_cpu)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    name, model, src, max_len = load(args.steps)
+    name, model, src, max_len = load(args.steps, args.config)
     model = quantize_for_cpu(model, args.weights)
     print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.weights} weights, "
           f"source {src.size(1)} tokens, load average {os.getloadavg()[0]:.2f}")

@@ -23,6 +23,7 @@ from demo_core.inference import DecodeResult, InputError, ModelRegistry, Transla
 from demo_core.phonemes import ipa_string
 from demo_core import speech
 
+GROUPS = ("Translation", "Speech", "Summarisation", "Dates")  # the task menu's order
 STRATEGY_LABELS = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}
 UNAVAILABLE_TASK = "Unavailable models"
 AVERAGE_HEADS = -1  # head selector value meaning "average of heads"
@@ -60,12 +61,21 @@ def task_of(entry: ModelEntry) -> str:
 
 
 def task_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
-    """(label, task) pairs sorted by card ``group``; the label carries the group because
-    dropdowns have no option groups."""
+    """(label, task) pairs in ``GROUPS`` order, then by the cards' ``menu_order`` (German → English
+    first: the first task is the page's default); the label carries the group because dropdowns
+    have no option groups."""
     groups: dict[str, str] = {}
+    rank: dict[str, int] = {}
     for entry in registry.entries.values():
-        groups.setdefault(task_of(entry), str(entry.card.get("group") or "Other"))
-    order = sorted(groups, key=lambda task: (task == UNAVAILABLE_TASK, groups[task], task))
+        task = task_of(entry)
+        groups.setdefault(task, str(entry.card.get("group") or "Other"))
+        rank[task] = min(rank.get(task, 100), int(entry.card.get("menu_order", 100)))
+
+    def key(task: str) -> tuple:
+        group = groups[task]
+        return (task == UNAVAILABLE_TASK, GROUPS.index(group) if group in GROUPS else len(GROUPS), group, rank[task], task)
+
+    order = sorted(groups, key=key)
     return [(f"{groups[task]} › {task}" if task != UNAVAILABLE_TASK else task, task) for task in order]
 
 

@@ -158,8 +158,8 @@ def hardware(device: torch.device) -> str:
 def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:
     """The config.json shipped with the weights."""
     keep = ("id", "display_name", "description", "task", "task_label", "group", "source_lang", "target_lang",
-            "architecture", "examples", "example_notes", "data", "max_source_tokens", "decode_defaults", "dataset",
-            "dataset_options", "splits", "metric")
+            "architecture", "examples", "example_notes", "menu_order", "data", "max_source_tokens", "decode_defaults",
+            "dataset", "dataset_options", "splits", "metric")
     card = {k: cfg[k] for k in keep if k in cfg}
     card["model"] = model_cfg
     card["tokenizer"] = dict(tok_files, **{k: v for k, v in cfg["tokenizer"].items() if k.endswith("_normalizer")})

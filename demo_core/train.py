@@ -58,6 +58,7 @@ class TrainSettings:
     seed: int = 1
     max_train_len: int = 100  # drop training pairs longer than this many tokens
     valid_max_len_a: float = 1.5
+    stop_at: float | None = None  # stop once the validation metric reaches this (e.g. 100% exact match)
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -175,6 +176,11 @@ def evaluate_valid(translator: Translator, items: list[tuple[str, list[str]]], m
     return score(metric, hyps, [refs for _, refs in items])
 
 
+def metric_reached(best: float, s: TrainSettings) -> bool:
+    """True once the best validation metric reached ``stop_at``: no later epoch can do better."""
+    return s.stop_at is not None and best >= s.stop_at
+
+
 def out_of_time(started: float, last_epoch_seconds: float | None, time_limit: float | None) -> bool:
     """Whether another epoch as long as the last one would end past ``time_limit`` minutes after ``started``."""
     if time_limit is None or last_epoch_seconds is None:
@@ -220,7 +226,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     use_amp = amp and device.type == "cuda"
     last_epoch = max_epochs or s.max_epochs
     epoch_wall: float | None = None  # the last epoch of this call, validation and saving included
-    while info["epoch"] < last_epoch and info["bad_epochs"] < s.patience:
+    while info["epoch"] < last_epoch and info["bad_epochs"] < s.patience and not metric_reached(info["best"], s):
         if out_of_time(started, epoch_wall, time_limit):
             print(f"stopped by the time limit ({time_limit:g} min) after epoch {info['epoch']}: "
                   f"{time.time() - started:.0f} s used, another epoch would pass it", file=sys.stderr)

@@ -67,3 +67,16 @@ def test_time_limit_is_not_blamed_when_the_epoch_cap_ends_training(tiny_config, 
     state, _ = run_train(tiny_config, tmp_path, "--time-limit", "0.0001", "--max-epochs", "1")
     assert state["epoch"] == 1
     assert "time limit" not in capsys.readouterr().err
+
+
+def test_stop_at_ends_training_once_the_metric_is_reached(tiny_config, tmp_path):
+    """``stop_at`` 0 is reached by any first epoch: training ends there instead of at max_epochs."""
+    config = json.loads(tiny_config.read_text())
+    config["training"]["stop_at"] = 0.0
+    tiny_config.write_text(json.dumps(config))
+    state, exported = run_train(tiny_config, tmp_path)
+    assert state["epoch"] == 1 and exported.is_dir()
+    config["training"]["stop_at"] = 101.0  # unreachable: all 5 epochs run
+    tiny_config.write_text(json.dumps(config))
+    state, _ = run_train(tiny_config, tmp_path / "again")
+    assert state["epoch"] == 5

@@ -1,0 +1,99 @@
+"""What each shipped task model must do for a user, beyond translating its examples.
+
+Each test runs for every shipped model of its task (and is skipped while no such model is in
+``checkpoints/``): Chinese input in either script, Chinese output without spaces and with
+readable labels, exact ISO dates in five languages, a silent letter in a pronunciation.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from demo_core.checkpoint import DEFAULT_ROOT, find_models
+from demo_core.decoding import DecodeConfig
+from demo_core.inference import ModelRegistry
+
+ENTRIES = [e for e in find_models(DEFAULT_ROOT) if e.available]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+GREEDY, BEAM = DecodeConfig(), DecodeConfig(strategy="beam", beam_size=5)
+
+
+def models(**card) -> list[str]:
+    """Ids of the shipped models whose card has these values (a parameter list for a test)."""
+    ids = [e.id for e in ENTRIES if all(e.card.get(k) == v for k, v in card.items())]
+    return ids or [pytest.param(None, marks=pytest.mark.skip(reason=f"no shipped model with {card}"))]
+
+
+@pytest.fixture(scope="module")
+def registry() -> ModelRegistry:
+    return ModelRegistry(DEFAULT_ROOT)
+
+
+@pytest.mark.parametrize("model_id", models(source_lang="zh"))
+def test_traditional_and_simplified_input_translate_alike(registry, model_id):
+    """Traditional characters are converted to Simplified before the model reads them."""
+    translator = registry.get(model_id)
+    for traditional, simplified in (("這是我的書。", "这是我的书。"), ("我們明天見。", "我们明天见。")):
+        a, b = translator.run(traditional, GREEDY), translator.run(simplified, GREEDY)
+        assert a.source_ids == b.source_ids and a.best.text == b.best.text
+
+
+@pytest.mark.parametrize("model_id", models(source_lang="zh") + models(target_lang="zh"))
+def test_chinese_pieces_are_readable_characters(registry, model_id):
+    """No byte-fallback piece (<0xE4>) reaches a label for common characters, on either side."""
+    translator = registry.get(model_id)
+    text = "我们明天去公园吧。" if translator.card["source_lang"] == "zh" else "We will go to the park tomorrow."
+    result = translator.run(text, BEAM)
+    for piece in result.source_pieces + result.best.pieces:
+        assert not piece.startswith("<0x"), piece
+
+
+@pytest.mark.parametrize("model_id", models(target_lang="zh"))
+def test_chinese_output_has_no_spaces_between_characters(registry, model_id):
+    translator = registry.get(model_id)
+    for text in translator.card["examples"]:
+        out = translator.run(text, BEAM).best.text
+        assert CJK.search(out), out
+        assert not re.search(r"[\u4e00-\u9fff] +[\u4e00-\u9fff]", out), out
+
+
+DATES = {
+    "Thursday, March 4th, 2021": "2021-03-04",
+    "4. März 2021": "2021-03-04",
+    "le 1er mai 1999": "1999-05-01",
+    "2008年8月8日星期五": "2008-08-08",
+    "12 de octubre de 1992": "1992-10-12",
+    "03/04/2021": None,  # ambiguous order: any valid ISO date is acceptable
+}
+
+
+@pytest.mark.parametrize("model_id", models(task="normalisation"))
+def test_dates_in_five_languages_become_iso(registry, model_id):
+    translator = registry.get(model_id)
+    for text, iso in DATES.items():
+        out = translator.run(text, GREEDY).best.text
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", out), (text, out)
+        if iso:
+            assert out == iso, (text, out)
+
+
+@pytest.mark.parametrize("model_id", models(task="normalisation"))
+@pytest.mark.parametrize("text", ["hello world", "31 February 2020", "ééé", "1234567890" * 5])
+def test_non_dates_get_a_best_effort_output(registry, model_id, text):
+    """Not a date: still an output (no exception), cut at the length limit if need be."""
+    result = registry.get(model_id).run(text, BEAM)
+    assert result.hypotheses and result.best.attention.shape[0] == len(result.best.pieces)
+
+
+@pytest.mark.parametrize("model_id", models(task="g2p"))
+def test_pronunciation_drops_silent_letters(registry, model_id):
+    """"knight" starts with N (silent k), and every output token is an ARPAbet phone."""
+    from demo_core.phonemes import ARPABET_TO_IPA
+
+    translator = registry.get(model_id)
+    phones = translator.run("knight", BEAM).best.text.split()
+    assert phones[0] == "N" and phones[-1] == "T"
+    for word in translator.card["examples"]:
+        assert all(p.rstrip("012") in ARPABET_TO_IPA for p in translator.run(word, BEAM).best.text.split())

@@ -87,8 +87,44 @@ and each row sums to 1. (RNN models have no such view: their encoder is recurren
 """
 
 
+TASKS = {
+    "translation": """
+**What to look for in translation.** Where the two languages share word order the weights run
+down the diagonal; a jump away from it is a reordering. One source piece lighting up for two
+output words (German *im* = *in the*) or two pieces feeding one word is a many-to-one alignment.
+""",
+    "g2p": """
+**What to look for in pronunciation.** Letters and sounds come in the same order, so the
+attention is almost a staircase. A phone that looks at two letters (*ph* → F, *ng* → NG) shows
+letters that make one sound; a letter that no phone looks at is silent (the *k* and *gh* of
+*knight*).
+""",
+    "summarisation": """
+**What to look for in summarisation.** The output is shorter than the input, so whole stretches
+of source columns get little weight: these are the details the model left out. Rows that spread
+over a phrase show a word written to stand for several.
+""",
+    "normalisation": """
+**What to look for in date normalisation.** The output is always year-month-day, whatever the
+input order, so each field's characters look at their own part of the input: the year digits
+at the year, the month digits at the month name (*März*, *octubre*) or number. Day-first dates
+make the attention jump back and forth; weekday names get no weight, because the ISO form does
+not need them.
+""",
+}
+CHINESE = """
+**Chinese.** Chinese is written without spaces, so each Chinese character is its own token here
+(Traditional characters are converted to Simplified first). Time and place phrases come before
+the verb in Chinese and after it in English, so expect long jumps off the diagonal.
+"""
+
+
 def explanation(card: dict[str, Any]) -> str:
-    """Markdown for the model described by ``card``: how to read the figures, then its equations."""
+    """Markdown for the model described by ``card``: how to read the figures, what this task's
+    attention tends to look like, then the model's equations."""
+    task = TASKS.get(str(card.get("task", "")), "")
+    if "zh" in (card.get("source_lang"), card.get("target_lang")):
+        task += CHINESE
     kind = str(card.get("model", {}).get("attention", ""))
     if card.get("architecture") == "transformer":
         maths = TRANSFORMER
@@ -96,4 +132,4 @@ def explanation(card: dict[str, Any]) -> str:
         maths = ENCODER + SCORES[kind] + WEIGHTS + DECODER["additive" if kind == "additive" else "luong"]
     else:
         maths = WEIGHTS
-    return READING + maths
+    return READING + task + maths

@@ -43,3 +43,15 @@ def test_tasks_follow_the_group_order_and_menu_order(tiny_model_dir, tmp_path):
     ]
     assert logic.default_model(registry) == "de-en"
     assert [m for _, m in logic.compare_model_choices(registry)] == ["de-en", "zh-en", "g2p", "summ", "dates", "odd"]
+
+
+def test_explanation_fits_the_task_and_the_model():
+    """"How to read this" speaks of the model's task and language, and shows its own equations."""
+    from demo_core.explainer import explanation
+
+    g2p = explanation({"task": "g2p", "source_lang": "en", "architecture": "rnn", "model": {"attention": "additive"}})
+    assert "silent" in g2p and "v^\\top \\tanh" in g2p and "Chinese" not in g2p
+    zh = explanation({"task": "translation", "source_lang": "zh", "architecture": "transformer", "model": {}})
+    assert "reordering" in zh and "Chinese character is its own token" in zh and "sqrt{d_k}" in zh
+    dates = explanation({"task": "normalisation", "architecture": "rnn", "model": {"attention": "general"}})
+    assert "year-month-day" in dates and "W h_i" in dates

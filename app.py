@@ -262,7 +262,7 @@ with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as d
         with gr.Tab("Explore", id="explore", elem_id="explore"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=2, min_width=340):
-                    task = gr.Dropdown(logic.task_choices(REGISTRY), value=initial_task, label="Task")
+                    task = gr.Dropdown(logic.task_choices(REGISTRY), value=initial_task, label="Task", elem_id="task")
                     model = gr.Dropdown(logic.model_choices(REGISTRY, initial_task), value=DEFAULT_MODEL, label="Model",
                                         elem_id="model")
                     model_info = gr.Markdown(logic.model_summary(REGISTRY, DEFAULT_MODEL), elem_id="model-info")

@@ -239,3 +239,25 @@ def test_compare_tab_shows_both_runs(page, registry):
     wait_for_ticks(page, a.source_pieces, a.best.pieces, plot="#heatmap-a")
     wait_for_ticks(page, b.source_pieces, b.best.pieces, plot="#heatmap-b")
     assert f"score {b.best.score:.2f}" in page.locator("#summary-b").inner_text()
+
+
+def test_choosing_a_task_lists_its_models_and_examples(page, registry):
+    """Another task in the Task menu brings its model, its examples with their notes, and a click runs one."""
+    from playwright.sync_api import expect
+
+    default_task = logic.task_of(registry.entries[logic.default_model(registry)])
+    other = [(label, task) for label, task in logic.task_choices(registry)
+             if task not in (default_task, logic.UNAVAILABLE_TASK)]
+    if not other:
+        pytest.skip("only one task is shipped")
+    label, task = other[-1]
+    model = logic.model_choices(registry, task)[0][1]
+    choose(page, "task", label)
+    expect(page.locator("#model input")).to_have_value(logic.model_choices(registry, task)[0][0])
+    example, note = logic.example_rows(registry, model)[0]
+    if note:
+        expect(page.locator("#examples")).to_contain_text(note[:30])
+    page.locator("#examples").get_by_text(example, exact=True).click()
+    truth = logic.decode_request(registry, example, model, logic.decode_defaults(registry, model))
+    expect(page.locator("#output-text textarea")).to_have_value(truth.best.text, timeout=TIMEOUT_MS)
+    wait_for_ticks(page, truth.source_pieces, truth.best.pieces)

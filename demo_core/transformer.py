@@ -256,7 +256,8 @@ class TransformerSeq2Seq(nn.Module):
     def encode(self, src: torch.Tensor) -> Tensors:
         """src [B, S] ids (PAD_ID right-padded) -> memory.
 
-        memory: ``mask`` [B, S] (True = real token), ``cross_k`` / ``cross_v``
+        memory: ``mask`` [B, S] (True = real token), ``bias`` [B, 1, 1, S] (its additive
+        form, made once here rather than at every decoding step), ``cross_k`` / ``cross_v``
         [B, L_dec, H, S, d] (every decoder layer's cross-attention keys and values, computed
         once here), ``self_attention`` [B, L_enc, H, S, S] (encoder self-attention; padded
         keys get 0, rows of padded queries are not meaningful).
@@ -272,6 +273,7 @@ class TransformerSeq2Seq(nn.Module):
         cross = [layer.cross_attn.project_kv(x) for layer in self.decoder]  # L x ([B, H, S, d], [B, H, S, d])
         return {
             "mask": mask,
+            "bias": bias,
             "cross_k": torch.stack([k for k, _ in cross], dim=1),  # [B, L, H, S, d]
             "cross_v": torch.stack([v for _, v in cross], dim=1),
             "self_attention": torch.stack(self_attention, dim=1),  # [B, L_enc, H, S, S]
@@ -298,7 +300,7 @@ class TransformerSeq2Seq(nn.Module):
         if t == keys.size(3):  # full: double the capacity
             keys, values = (torch.cat([c, torch.zeros_like(c)], dim=3) for c in (keys, values))
         x = self._embed(self.tgt_embed, prev_tokens[:, None], start=t)  # [B, 1, D]
-        cross_bias = padding_bias(memory["mask"])  # [B, 1, 1, S]
+        cross_bias = memory["bias"]  # [B, 1, 1, S]
         attention = []
         for i, layer in enumerate(self.decoder):
             x, weights = layer(
@@ -315,7 +317,7 @@ class TransformerSeq2Seq(nn.Module):
         T = tgt_in.size(1)
         x = self._embed(self.tgt_embed, tgt_in, start=0)  # [B, T, D]
         causal = x.new_full((T, T), float("-inf")).triu(1)  # [T, T] query i sees keys <= i
-        cross_bias = padding_bias(memory["mask"])
+        cross_bias = memory["bias"]
         B, _, H, _, d = memory["cross_k"].shape
         for i, layer in enumerate(self.decoder):
             keys, values = x.new_empty(B, H, T, d), x.new_empty(B, H, T, d)  # filled by the layer, all T at once

@@ -172,8 +172,9 @@ def quantize_for_cpu(model: nn.Module, weights: str = "fp16") -> nn.Module:
     """An inference-only copy of ``model`` whose Linear layers and tied output projection keep
     their weights in ``weights`` format: ``fp16`` or ``int8`` (``fp32`` returns ``model`` itself).
 
-    Every decoding step reads every decoder weight once, and on a busy CPU those reads, not
-    the arithmetic, take most of the time, so fewer bytes per weight is most of the speed-up.
+    Every decoding step reads every decoder weight once, so fewer bytes per weight make a step
+    faster (compare ``python benchmarks/bench_transformer.py --weights fp32`` and ``fp16``);
+    the rest of a step's time is Python and per-operation overhead.
 
     * ``fp16``: weights stored as float16 and widened to fp32 inside the matrix product
       (fbgemm), so the arithmetic stays fp32. Shipped weights are stored as fp16 already

@@ -186,7 +186,8 @@ def quantize_for_cpu(model: nn.Module, weights: str = "fp16") -> nn.Module:
 
     Embedding lookups, layer norms, recurrent layers and attention stay fp32, and so do the
     recorded attention weights. A model that ties its output projection to ``tgt_embed``
-    gets a packed copy of it in ``output_projection``. ``torch.ao.quantization`` is
+    gets a packed copy of it in ``output_projection``; a Transformer also gets the fused
+    decoding step of ``demo_core.transformer_fast`` (``pack_for_inference``). ``torch.ao.quantization`` is
     deprecated in favour of torchao (not a dependency here) but works in the pinned PyTorch;
     its deprecation warnings are silenced. The copy cannot be trained or saved.
     """
@@ -201,6 +202,8 @@ def quantize_for_cpu(model: nn.Module, weights: str = "fp16") -> nn.Module:
 
         qconfig = float16_dynamic_qconfig if weights == "fp16" else per_channel_dynamic_qconfig
         model = copy.deepcopy(model).eval()
+        if hasattr(model, "pack_for_inference"):
+            model.pack_for_inference()  # fused decoder step (Transformer): fewer, larger products
         if hasattr(model, "output_projection"):
             vocab, dim = model.tgt_embed.weight.shape
             output = nn.Linear(dim, vocab)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.tokenizer import PAD_ID
+from demo_core.transformer_fast import PackedDecoder, PackedEncoder
 
 Tensors = dict[str, torch.Tensor]
 State = dict[str, torch.Tensor | int]
@@ -232,6 +233,8 @@ class TransformerSeq2Seq(nn.Module):
         self.decoder_norm = nn.LayerNorm(cfg.d_model)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
         self.output_projection: nn.Module | None = None  # packed copy for CPU inference: quantize_for_cpu
+        self.packed_encoder: PackedEncoder | None = None  # fused inference-only copies: pack_for_inference
+        self.packed_decoder: PackedDecoder | None = None
         self.dropout = nn.Dropout(cfg.dropout)
         self._init_weights()
 
@@ -264,6 +267,8 @@ class TransformerSeq2Seq(nn.Module):
         """
         mask = src != PAD_ID  # [B, S]
         bias = padding_bias(mask)  # [B, 1, 1, S]
+        if self.packed_encoder is not None and not self.training:
+            return self.packed_encoder.encode(src, mask, bias)
         x = self._embed(self.src_embed, src, start=0)  # [B, S, D]
         self_attention = []
         for layer in self.encoder:
@@ -293,8 +298,11 @@ class TransformerSeq2Seq(nn.Module):
         prev_tokens sit at position t = ``state["length"]``. Their keys and values are
         written into the cache in place, so the state passed in is used up (decoders only
         ever continue from the state a step returns); the new state's length is t + 1. The
-        attention is every decoder layer's and head's cross-attention.
+        attention is every decoder layer's and head's cross-attention. After
+        ``pack_for_inference`` an eval-mode model takes the fused path, which computes the same.
         """
+        if self.packed_decoder is not None and not self.training:
+            return self.packed_decoder.step(memory, state, prev_tokens)
         t = int(state["length"])  # tokens already decoded = position of prev_tokens
         keys, values = state["self_k"], state["self_v"]  # [B, L, H, C, d]
         if t == keys.size(3):  # full: double the capacity
@@ -323,6 +331,15 @@ class TransformerSeq2Seq(nn.Module):
             keys, values = x.new_empty(B, H, T, d), x.new_empty(B, H, T, d)  # filled by the layer, all T at once
             x, _ = layer(x, keys, values, 0, causal, memory["cross_k"][:, i], memory["cross_v"][:, i], cross_bias)
         return self._logits(self.decoder_norm(x))
+
+    def pack_for_inference(self) -> None:
+        """Build the fused encoder and decoder (``demo_core.transformer_fast``) from the current weights.
+
+        For inference copies only (``quantize_for_cpu``): later changes to the weights do not
+        reach the fused copy, and training mode bypasses it.
+        """
+        self.packed_encoder = PackedEncoder(self)
+        self.packed_decoder = PackedDecoder(self)
 
     # --- internals ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ Tiny dimensions (d_model 32, 4 heads, 2 layers) keep the whole file well under a
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 from demo_core.checkpoint import load_model_dir, save_checkpoint
 from demo_core.data import collate, pad
-from demo_core.decoding import DecodeConfig, beam_search, greedy_search, sample
+from demo_core.decoding import DecodeConfig, beam_search, decode, greedy_search, sample
 from demo_core.models import build_model, count_parameters
 from demo_core.tokenizer import BOS_ID, PAD_ID, train_sentencepiece
 from demo_core.toy import VOCAB, alignment_accuracy, toy_sources, train_toy
@@ -58,10 +59,19 @@ def toy_transformer() -> TransformerSeq2Seq:
     return train_toy(TransformerSeq2Seq(cfg), steps=600, lr=3e-3, seed=0)
 
 
+def eval_model(packed: bool, **overrides: object) -> TransformerSeq2Seq:
+    """A tiny eval-mode model; ``packed`` switches its decoding to the fused step (``pack_for_inference``)."""
+    model = tiny_model(**overrides).eval()
+    if packed:
+        model.pack_for_inference()
+    return model
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["modules", "fused"])
 @pytest.mark.parametrize("share_embeddings", [False, True])
-def test_cached_decoding_matches_teacher_forcing(share_embeddings: bool) -> None:
-    """Step-by-step decoding with the key/value cache gives the log-probs of one full forward pass."""
-    model = tiny_model(share_embeddings=share_embeddings).eval()
+def test_cached_decoding_matches_teacher_forcing(share_embeddings: bool, packed: bool) -> None:
+    """Step-by-step decoding with the key/value cache (module or fused step) gives the log-probs of one full forward pass."""
+    model = eval_model(packed, share_embeddings=share_embeddings)
     src = padded_batch(50, [7, 3, 5], seed=1)
     tgt = padded_batch(50, [6, 2, 4], seed=2)
     tgt_in = torch.cat([torch.full((3, 1), BOS_ID), tgt], dim=1)  # padded rows keep feeding PAD
@@ -77,9 +87,10 @@ def test_cached_decoding_matches_teacher_forcing(share_embeddings: bool) -> None
     torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
-def test_cache_grows_past_its_first_capacity() -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["modules", "fused"])
+def test_cache_grows_past_its_first_capacity(packed: bool) -> None:
     """Decoding past the preallocated cache (which then doubles) still matches the full forward pass."""
-    model = tiny_model().eval()
+    model = eval_model(packed)
     src = padded_batch(50, [5, 9], seed=5)
     T = 2 * CACHE_CAPACITY + 3  # two doublings
     tgt_in = torch.cat([torch.full((2, 1), BOS_ID), padded_batch(50, [T - 1, T - 1], seed=6)], dim=1)
@@ -95,9 +106,10 @@ def test_cache_grows_past_its_first_capacity() -> None:
     torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
-def test_attention_rows_sum_to_one_and_padding_gets_zero() -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["modules", "fused"])
+def test_attention_rows_sum_to_one_and_padding_gets_zero(packed: bool) -> None:
     """Every head's cross- and encoder self-attention row sums to 1; padded source positions get exactly 0."""
-    model = tiny_model().eval()
+    model = eval_model(packed)
     src = padded_batch(50, [6, 2, 4], seed=3)
     mask = src != PAD_ID  # [B, S]
     with torch.no_grad():
@@ -152,6 +164,34 @@ def test_shared_decoders_run_and_beam_of_one_is_greedy(toy_transformer: Transfor
         assert wide[0].attention.shape == (len(wide[0].ids), 2, 4, len(source))  # [T, L, H, S]
         samples = sample(toy_transformer, src, DecodeConfig(strategy="sample", num_samples=3, seed=0))
         assert len(samples) == 3 and all(h.attention.shape[1:] == (2, 4, len(source)) for h in samples)
+
+
+def test_fused_step_gives_the_module_steps_outputs_and_attention(toy_transformer: TransformerSeq2Seq) -> None:
+    """The fused decoder (what the app serves) returns the same hypotheses, scores and cross-attention
+    as the module path under greedy and beam search, and training mode never uses it."""
+    fused = copy.deepcopy(toy_transformer)
+    fused.pack_for_inference()
+    assert fused.packed_decoder is not None and toy_transformer.packed_decoder is None
+    for source in toy_sources(6, seed=9):
+        src = pad([source])
+        for cfg in (DecodeConfig(strategy="greedy"), DecodeConfig(strategy="beam", beam_size=4)):
+            (a, *_), _ = decode(fused, src, cfg)
+            (b, *_), _ = decode(toy_transformer, src, cfg)
+            assert a.ids == b.ids
+            assert abs(a.score - b.score) < 1e-4
+            torch.testing.assert_close(a.attention, b.attention, atol=1e-5, rtol=0)
+
+    class Refuse(torch.nn.Module):
+        def step(self, *args: object) -> None:
+            raise AssertionError("the fused step was used")
+
+    fused.packed_decoder = Refuse()
+    with torch.no_grad():
+        memory = fused.encode(pad([toy_sources(1)[0]]))
+        with pytest.raises(AssertionError, match="fused step"):
+            fused.decode_step(memory, fused.init_state(memory), torch.tensor([BOS_ID]))
+        fused.train()  # training (dropout, gradients) always goes through the modules
+        fused.decode_step(memory, fused.init_state(memory), torch.tensor([BOS_ID]))
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) -> None:

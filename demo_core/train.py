@@ -145,6 +145,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays:
+    1.8x faster training steps for the Transformer config, 1.45x for the RNN (measured on the
+    project's 2-core AMD EPYC; elsewhere bf16 would be emulated and slower)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -195,7 +206,8 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
 
     ``limit`` keeps only the first ``limit`` training and validation pairs (smoke tests).
     ``time_limit`` (minutes of wall time for this call) ends training early, as patience would.
-    ``amp`` runs the forward pass under bf16 autocast on CUDA (ignored on CPU).
+    ``amp`` runs the forward pass under bf16 autocast on CUDA, and on a CPU that has native
+    bf16 products (``cpu_has_bf16``); the loss, gradients, weights and Adam moments stay fp32.
     """
     started = time.time()
     cfg = load_config(config_path)
@@ -222,8 +234,9 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     log_path = run_dir / "train_log.csv"
     if not log_path.exists():
         log_path.write_text("epoch,step,train_loss,valid_loss,valid_metric,lr,epoch_seconds,tokens_per_second\n")
-    print(f"{cfg['id']}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}", file=sys.stderr)
-    use_amp = amp and device.type == "cuda"
+    use_amp = amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
+    print(f"{cfg['id']}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}"
+          f"{', bf16 autocast' if use_amp else ''}", file=sys.stderr)
     last_epoch = max_epochs or s.max_epochs
     epoch_wall: float | None = None  # the last epoch of this call, validation and saving included
     while info["epoch"] < last_epoch and info["bad_epochs"] < s.patience and not metric_reached(info["best"], s):
@@ -264,7 +277,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         improved = metric > info["best"]
         if improved:
             info.update(best=metric, best_epoch=epoch, bad_epochs=0, best_values=values)
-            export(model, run_dir / "best", cfg, model_cfg, tok_files, run_dir, info, n_params, device)
+            export(model, run_dir / "best", cfg, model_cfg, tok_files, run_dir, info, n_params, device, use_amp)
         else:
             info["bad_epochs"] += 1
         with log_path.open("a") as f:
@@ -300,7 +313,7 @@ def validation_loss(model: torch.nn.Module, pairs: list[data.Pair], src_tok: Tok
 
 
 def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str],
-           run_dir: Path, info: dict[str, Any], n_params: int, device: torch.device) -> None:
+           run_dir: Path, info: dict[str, Any], n_params: int, device: torch.device, amp: bool = False) -> None:
     metrics = {
         "valid": {"split": cfg.get("splits", {}).get("valid", "val"), "decoding": "greedy", **info.get("best_values", {})},
         "parameters": n_params,
@@ -308,6 +321,7 @@ def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg
         "best_epoch": info["best_epoch"],
         "training_seconds": round(info["train_seconds"], 1),
         "hardware": hardware(device),
+        "training_precision": "bf16 autocast, fp32 weights" if amp else "fp32",
         "date": dt.date.today().isoformat(),
         "commit": git_commit(),
         "train_command": f"python -m demo_core.train configs/{cfg['id']}.json --data-dir ../shared/data",
@@ -328,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                         help="stop after the epoch that the next would push past this many minutes (resume later)")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast on CUDA (should a kernel lack bf16)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (CUDA, or a CPU with native bf16)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -80,3 +80,13 @@ def test_stop_at_ends_training_once_the_metric_is_reached(tiny_config, tmp_path)
     tiny_config.write_text(json.dumps(config))
     state, _ = run_train(tiny_config, tmp_path / "again")
     assert state["epoch"] == 5
+
+
+@pytest.mark.parametrize("flags", [(), ("--fp32",)], ids=["default", "fp32"])
+def test_precision_is_recorded_and_fp32_turns_autocast_off(tiny_config, tmp_path, capsys, flags):
+    """On a CPU with native bf16 the default trains under bf16 autocast, --fp32 never does; metrics.json says which."""
+    _, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1", *flags)
+    metrics = json.loads((exported / "metrics.json").read_text())
+    autocast = train.cpu_has_bf16() and not flags
+    assert metrics["training_precision"] == ("bf16 autocast, fp32 weights" if autocast else "fp32")
+    assert ("bf16 autocast" in capsys.readouterr().err) == autocast

@@ -2,7 +2,8 @@
 
 Each test runs for every shipped model of its task (and is skipped while no such model is in
 ``checkpoints/``): Chinese input in either script, Chinese output without spaces and with
-readable labels, exact ISO dates in five languages, a silent letter in a pronunciation.
+readable labels, exact ISO dates in five languages, a silent letter in a pronunciation,
+summaries shorter than their inputs.
 """
 
 from __future__ import annotations
@@ -97,3 +98,14 @@ def test_pronunciation_drops_silent_letters(registry, model_id):
     assert phones[0] == "N" and phones[-1] == "T"
     for word in translator.card["examples"]:
         assert all(p.rstrip("012") in ARPABET_TO_IPA for p in translator.run(word, BEAM).best.text.split())
+
+
+@pytest.mark.parametrize("model_id", models(task="summarisation"))
+def test_summaries_are_shorter_and_keep_a_content_word(registry, model_id):
+    """Each example comes out shorter than it went in, and shares at least one content word with it."""
+    translator = registry.get(model_id)
+    for text in translator.card["examples"]:
+        summary = translator.run(text, BEAM).best.text
+        words = lambda s: set(re.findall(r"[a-z]{4,}", s.lower()))  # noqa: E731
+        assert 0 < len(summary.split()) < len(text.split()), summary
+        assert words(summary) & words(text), summary

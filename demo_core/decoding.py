@@ -203,9 +203,11 @@ class _Recorder:
     assembled from its last token back to its first only when it is read.
     """
 
-    def __init__(self, alternatives: int) -> None:
+    def __init__(self, alternatives: int, track_history: bool = False) -> None:
         self.k = alternatives
         self.steps: list[_Step] = []
+        self.track_history = track_history  # keep every row's tokens so far (repetition options)
+        self._history: torch.Tensor | None = None  # [rows of the last step, steps so far]
 
     def add(
         self,
@@ -220,7 +222,10 @@ class _Recorder:
         log_probs [n, V] and attn [n, L, H, S] are what the step computed for its n rows;
         ``top`` is ``log_probs.topk(c)`` with c >= alternatives when the caller has it already.
         """
-        rows = torch.arange(tokens.size(0)) if parents is None else torch.tensor(parents)
+        rows = torch.arange(tokens.size(0)) if parents is None else torch.tensor(parents, dtype=torch.long)
+        if self.track_history:
+            before = self._history if self._history is not None else tokens.new_zeros(log_probs.size(0), 0)
+            self._history = torch.cat([before.index_select(0, rows), tokens[:, None]], dim=1)
         if top is None:
             top = log_probs.topk(min(self.k, log_probs.size(-1)), dim=-1)
         self.steps.append(_Step(
@@ -233,10 +238,15 @@ class _Recorder:
         ))
 
     def history(self, n: int) -> torch.Tensor:
-        """Tokens so far of rows 0..n-1 of the last step, [n, t] (for ``adjust_log_probs``)."""
-        if not self.steps:
+        """Tokens so far of rows 0..n-1 of the last step, [n, t] (for ``adjust_log_probs``).
+
+        Kept up to date by ``add`` (one gather per step) when ``track_history`` is on.
+        """
+        if not self.track_history:
+            raise RuntimeError("this recorder was made without track_history")
+        if self._history is None:
             return torch.zeros(n, 0, dtype=torch.long)
-        return torch.tensor([self._path(row)[0] for row in range(n)])
+        return self._history[:n]
 
     def _path(self, row: int) -> tuple[list[int], list[float], list[list[int]], list[list[float]], list[torch.Tensor]]:
         """Tokens, log-probs, alternatives and attention rows from the first step to ``row`` of the last."""
@@ -277,7 +287,7 @@ def _decode_each(
     state = model.init_state(memory)
     prev = torch.full((n,), BOS_ID, dtype=torch.long)
     done = torch.zeros(n, dtype=torch.bool)
-    rec = _Recorder(cfg.alternatives)
+    rec = _Recorder(cfg.alternatives, track_history=cfg.uses_history)
     for step in range(cfg.output_limit(src_len)):
         log_probs, state, attn = model.decode_step(memory, state, prev)
         log_probs = adjust_log_probs(log_probs, rec.history(n) if cfg.uses_history else None, cfg, step, prefix)
@@ -337,7 +347,7 @@ def beam_search(
     memory_one = memory if memory is not None else model.encode(src)
     memory = memory_one
     state = model.init_state(memory_one)
-    rec = _Recorder(cfg.alternatives)
+    rec = _Recorder(cfg.alternatives, track_history=cfg.uses_history)
     scores = torch.zeros(1)  # cumulative log-prob of each live hypothesis
     node_of = [0]  # tree node of each live hypothesis
     tree = [BeamNode(0, None, BOS_ID, 0.0, 0, "kept")]

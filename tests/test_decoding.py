@@ -220,3 +220,19 @@ def test_recorded_steps_match_rescoring_the_output(architecture, strategy):
                 torch.testing.assert_close(torch.tensor(h.alt_probs), top, atol=1e-5, rtol=0)
                 torch.testing.assert_close(log_probs.gather(1, torch.tensor(h.alt_ids)).exp(), top, atol=1e-5, rtol=0)
                 torch.testing.assert_close(h.attention, attention, atol=1e-5, rtol=0)
+
+
+def test_recorder_history_follows_reordered_rows():
+    """The recorder's running history is each row's own path back through its parents, as beam search reorders rows."""
+    from demo_core.decoding import _Recorder
+
+    rec = _Recorder(alternatives=2, track_history=True)
+    generator = torch.Generator().manual_seed(0)
+    for step, parents in enumerate([[0, 0, 0], [2, 0, 1, 1], [3, 3, 0], [1, 2]]):
+        n = 1 if step == 0 else len(rec.steps[-1].tokens)
+        tokens = torch.randint(4, 20, (len(parents),), generator=generator)
+        rec.add(tokens, torch.randn(n, 20, generator=generator).log_softmax(-1), torch.zeros(n, 1, 1, 3), parents=parents)
+        history = rec.history(len(parents))
+        assert history.shape == (len(parents), step + 1)
+        for row in range(len(parents)):
+            assert history[row].tolist() == rec._path(row)[0]

@@ -280,9 +280,12 @@ class _Recorder:
 
 
 def _decode_each(
-    model: Any, memory: dict, src_len: int, cfg: DecodeConfig, prefix: list[int], choose: Callable[[torch.Tensor], torch.Tensor]
+    model: Any, memory: dict, src_len: int, cfg: DecodeConfig, prefix: list[int],
+    choose: Callable[[torch.Tensor, Any], torch.Tensor],
 ) -> _Recorder:
-    """Decode every row of ``memory`` independently, ``choose`` picking tokens [N] from log-probs [N, V]."""
+    """Decode every row of ``memory`` independently, ``choose`` picking tokens [N] from
+    log-probs [N, V] and their top-k (the k most likely tokens per row, k >= 1, which the
+    recorder keeps as alternatives: one top-k per step serves both)."""
     n = memory["mask"].size(0)
     state = model.init_state(memory)
     prev = torch.full((n,), BOS_ID, dtype=torch.long)
@@ -291,8 +294,9 @@ def _decode_each(
     for step in range(cfg.output_limit(src_len)):
         log_probs, state, attn = model.decode_step(memory, state, prev)
         log_probs = adjust_log_probs(log_probs, rec.history(n) if cfg.uses_history else None, cfg, step, prefix)
-        tokens = choose(log_probs).masked_fill(done, PAD_ID)
-        rec.add(tokens, log_probs, attn)
+        top = log_probs.topk(min(max(cfg.alternatives, 1), log_probs.size(-1)), dim=-1)
+        tokens = choose(log_probs, top).masked_fill(done, PAD_ID)
+        rec.add(tokens, log_probs, attn, top=top)
         done |= tokens == EOS_ID
         prev = tokens
         if bool(done.all()):
@@ -309,7 +313,7 @@ def greedy_search(
     ``memory`` is ``model.encode(src)`` when the caller already has it (every decoder takes it).
     """
     memory = memory if memory is not None else model.encode(src)
-    rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], lambda lp: lp.argmax(-1))
+    rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], lambda lp, top: top.indices[:, 0])
     return [rec.hypothesis(row, None) for row in range(src.size(0))]
 
 
@@ -321,7 +325,7 @@ def sample(
     generator = torch.Generator()
     generator.manual_seed(cfg.seed if cfg.seed is not None else int(torch.seed() % 2**31))
 
-    def choose(log_probs: torch.Tensor) -> torch.Tensor:
+    def choose(log_probs: torch.Tensor, top: Any) -> torch.Tensor:
         logits = top_p_filter(top_k_filter(log_probs / cfg.temperature, cfg.top_k), cfg.top_p)
         return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
 

@@ -69,7 +69,8 @@ def model_card(card: dict[str, Any], m: dict[str, Any]) -> str:
         f"- **Task:** {card.get('task_label', card['task'])} ({card['source_lang']} → {card['target_lang']})",
         f"- **Size:** {m.get('parameters', 0):,} parameters, weights stored in fp16",
         f"- **Training:** best validation epoch {m.get('best_epoch', '?')}, reached after "
-        f"{m.get('training_seconds', 0) / 3600:.2f} h on {m.get('hardware', '?')}, {m.get('date', '?')}, "
+        f"{m.get('training_seconds', 0) / 3600:.2f} h on {m.get('hardware', '?')}"
+        f"{', ' + m['training_precision'] if 'training_precision' in m else ''}, {m.get('date', '?')}, "
         f"commit `{str(m.get('commit', '?'))[:10]}`; the whole curve is in `checkpoints/{card['id']}/train_log.csv`",
         f"- **Trained with:** `{m.get('train_command', '?')}`",
         f"- **Data:** {data.get('name', '?')}. Licence: {data.get('licence', '?')}. {data.get('attribution', '')}",

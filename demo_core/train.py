@@ -110,8 +110,13 @@ def lr_at(step: int, s: TrainSettings) -> float:
 
 
 def save_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
-    """Resumable state: weights and Adam moments (safetensors) + counters (JSON), written atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    """Resumable state: weights and Adam moments (safetensors) + counters (JSON), written atomically.
+
+    Tied weights (one embedding table for source, target and output) appear under several
+    names in the state dict; safetensors refuses tensors that share memory, so each name
+    gets its own copy (loading writes the same values back into the one shared table).
+    """
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     for idx, st in opt.state_dict()["state"].items():
         for name, value in st.items():
             tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()

@@ -90,3 +90,18 @@ def test_precision_is_recorded_and_fp32_turns_autocast_off(tiny_config, tmp_path
     autocast = train.cpu_has_bf16() and not flags
     assert metrics["training_precision"] == ("bf16 autocast, fp32 weights" if autocast else "fp32")
     assert ("bf16 autocast" in capsys.readouterr().err) == autocast
+
+
+def test_transformer_with_shared_embeddings_saves_and_resumes(tiny_config, tmp_path):
+    """A Transformer whose source, target and output share one table (joint vocabulary) writes its
+    resumable state every epoch and resumes from it (safetensors refuses shared memory)."""
+    config = json.loads(tiny_config.read_text())
+    config["architecture"] = "transformer"
+    config["model"] = {"d_model": 16, "n_heads": 2, "enc_layers": 1, "dec_layers": 1, "d_ff": 32, "dropout": 0.0,
+                       "share_embeddings": True, "max_positions": 64}
+    config["tokenizer"] = {"joint": True, "vocab_size": 400, "model_type": "char"}
+    tiny_config.write_text(json.dumps(config))
+    state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
+    assert state["epoch"] == 1 and (exported / "model.safetensors").is_file()
+    state, _ = run_train(tiny_config, tmp_path, "--max-epochs", "2")  # resumes from epoch 1
+    assert state["epoch"] == 2

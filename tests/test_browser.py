@@ -3,7 +3,8 @@
 Expected outputs are computed in-process with the same model and settings (greedy and beam
 search are deterministic), so the checks compare the page with the truth, token by token.
 The app is a copy of ``app.py`` serving the shipped models plus an untrained tiny Transformer
-(same tokenizers), so the layer, head and encoder views have something to show.
+(same tokenizers), so the layer, head and encoder views have something to show, and an
+untrained tiny pronunciation model, so the IPA and the spoken audio are checked on the page.
 Also writes ``docs/screenshot.png`` for the README. Run: ``pytest tests/test_browser.py -q``.
 """
 
@@ -33,9 +34,45 @@ pytestmark = [
 ]
 
 
+G2P = "tiny-g2p"
+
+
+def make_tiny_g2p(folder: Path) -> Path:
+    """A servable pronunciation model: character input, ARPAbet output, untrained weights whose
+    output layer can only emit phones (every other piece gets a -1e4 bias, EOS too, so each
+    word comes out as a string of phones up to the length limit) and so can always be spoken."""
+    import torch
+
+    from demo_core.checkpoint import save_checkpoint
+    from demo_core.models import build_model
+    from demo_core.phonemes import ARPABET_TO_IPA
+    from demo_core.tokenizer import train_sentencepiece
+
+    phones = sorted(ARPABET_TO_IPA)
+    words = ["knight", "attention", "phoneme", "sequence", "colonel", "abcdefghijklmnopqrstuvwxyz"]
+    source = train_sentencepiece(words * 20, folder / "source.spm.model", vocab_size=300, model_type="char")
+    target = train_sentencepiece([" ".join(phones)] * 20, folder / "target.spm.model", vocab_size=320, model_type="word")
+    config = dict(emb_dim=16, enc_hidden=16, dec_hidden=32, attention="additive", attn_dim=16, dropout=0.0,
+                  src_vocab=source.vocab_size, tgt_vocab=target.vocab_size)
+    torch.manual_seed(0)
+    model = build_model("rnn", config)
+    phone_ids = [target.encode(p)[0] for p in phones]  # one word piece each ("▁AA")
+    with torch.no_grad():
+        model.output_bias.fill_(-1e4)
+        model.output_bias[phone_ids] = 0.0
+    card = {"id": folder.name, "display_name": "Tiny G2P (untrained)", "task": "g2p", "group": "Speech",
+            "task_label": "English spelling → pronunciation (toy)", "source_lang": "en", "target_lang": "arpabet",
+            "architecture": "rnn", "model": config, "max_source_tokens": 40,
+            "tokenizer": {"source": "source.spm.model", "target": "target.spm.model"},
+            "examples": ["knight"], "example_notes": ["An untrained model: random phones, spoken all the same."]}
+    return save_checkpoint(model, folder, card, {"source.spm.model": folder / "source.spm.model",
+                                                 "target.spm.model": folder / "target.spm.model"})
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> ModelRegistry:
-    """The shipped models (linked) and a tiny untrained Transformer with the default model's tokenizers."""
+    """The shipped models (linked), a tiny untrained Transformer with the default model's
+    tokenizers, and a tiny untrained pronunciation model (``make_tiny_g2p``)."""
     shipped = ModelRegistry()
     root = tmp_path_factory.mktemp("browser-models")
     for model_id in MODELS:
@@ -45,6 +82,7 @@ def registry(tmp_path_factory) -> ModelRegistry:
     make_tiny_transformer(root / TRANSFORMER, first.path / card["tokenizer"]["source"],
                           first.path / card["tokenizer"]["target"], task_label=card.get("task_label"),
                           group=card.get("group"), source_lang=card["source_lang"])
+    make_tiny_g2p(root / G2P)
     return ModelRegistry(root)
 
 
@@ -261,3 +299,24 @@ def test_choosing_a_task_lists_its_models_and_examples(page, registry):
     truth = logic.decode_request(registry, example, model, logic.decode_defaults(registry, model))
     expect(page.locator("#output-text textarea")).to_have_value(truth.best.text, timeout=TIMEOUT_MS)
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
+
+
+def test_pronunciation_is_shown_in_ipa_and_spoken(page, registry):
+    """The Speech task: a word's phones come with their IPA and an audio player (espeak-ng), or the page says why not."""
+    from playwright.sync_api import expect
+
+    label = next(label for label, task in logic.task_choices(registry) if task == logic.task_of(registry.entries[G2P]))
+    choose(page, "task", label)
+    page.locator("#examples").get_by_text("knight", exact=True).click()
+    truth = logic.decode_request(registry, "knight", G2P, logic.decode_defaults(registry, G2P))
+    expect(page.locator("#output-text textarea")).to_have_value(truth.best.text, timeout=TIMEOUT_MS)
+    text, audio = logic.pronunciation(truth)
+    assert truth.best.text and "/" in text, text  # phones came out
+    ipa = text.split("/")[1]  # the IPA between slashes, as the page shows it
+    expect(page.locator("#pronunciation")).to_contain_text(ipa)
+    if audio is None:
+        expect(page.locator("#pronunciation")).to_contain_text("espeak-ng")
+        expect(page.locator("#audio")).to_be_hidden()
+    else:
+        expect(page.locator("#audio")).to_be_visible()
+        expect(page.locator("#audio audio, #audio [data-testid='waveform-x']").first).to_be_attached()

@@ -8,8 +8,8 @@ model would stop at any step or never, so with random weights EOS is suppressed 
 bias is set to -inf) and every decode runs exactly ``--steps`` steps; a trained model
 translates the sentence and stops on its own. Each timed run encodes the source and decodes
 it, as ``Translator.run`` does (tokenisation is not timed); loading is not timed. Prints the
-median and 90th percentile in milliseconds for greedy and beam 5, with the load average,
-since other jobs on the machine slow every number down. ``--weights`` fp16 is what the app
+median of encoding alone, then the median and 90th percentile in milliseconds for greedy and
+beam 5, with the load average, since other jobs on the machine slow every number down. ``--weights`` fp16 is what the app
 serves (``ModelRegistry``); fp32 is the model as trained.
 """
 
@@ -94,6 +94,14 @@ def main() -> None:
     model = quantize_for_cpu(model, args.weights)
     print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.weights} weights, "
           f"source {src.size(1)} tokens, load average {os.getloadavg()[0]:.2f}")
+    encode = []
+    for run in range(args.runs + 1):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            model.encode(src)
+        if run:
+            encode.append((time.perf_counter() - start) * 1000)
+    print(f"encode  median {statistics.median(encode):6.1f} ms   (part of every run below)")
     for label, cfg in (("greedy", DecodeConfig(max_len=max_len)),
                        ("beam 5", DecodeConfig(strategy="beam", beam_size=5, max_len=max_len))):
         wall, cpu = time_ms(model, src, cfg, args.runs)

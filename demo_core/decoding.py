@@ -237,13 +237,14 @@ class _Recorder:
             attention=attn.float(),
         ))
 
-    def history(self, n: int) -> torch.Tensor:
-        """Tokens so far of rows 0..n-1 of the last step, [n, t] (for ``adjust_log_probs``).
+    def history(self, n: int) -> torch.Tensor | None:
+        """Tokens so far of rows 0..n-1 of the last step, [n, t] (for ``adjust_log_probs``);
+        None when the recorder does not track them (no repetition option is on).
 
         Kept up to date by ``add`` (one gather per step) when ``track_history`` is on.
         """
         if not self.track_history:
-            raise RuntimeError("this recorder was made without track_history")
+            return None
         if self._history is None:
             return torch.zeros(n, 0, dtype=torch.long)
         return self._history[:n]
@@ -293,7 +294,7 @@ def _decode_each(
     rec = _Recorder(cfg.alternatives, track_history=cfg.uses_history)
     for step in range(cfg.output_limit(src_len)):
         log_probs, state, attn = model.decode_step(memory, state, prev)
-        log_probs = adjust_log_probs(log_probs, rec.history(n) if cfg.uses_history else None, cfg, step, prefix)
+        log_probs = adjust_log_probs(log_probs, rec.history(n), cfg, step, prefix)
         top = log_probs.topk(min(max(cfg.alternatives, 1), log_probs.size(-1)), dim=-1)
         tokens = choose(log_probs, top).masked_fill(done, PAD_ID)
         rec.add(tokens, log_probs, attn, top=top)
@@ -363,7 +364,7 @@ def beam_search(
         if memory["mask"].size(0) != n:  # every hypothesis reads the same source: copy it only when n changes
             memory = index_tree(memory_one, torch.zeros(n, dtype=torch.long))
         log_probs, state, attn = model.decode_step(memory, state, prev)
-        log_probs = adjust_log_probs(log_probs, rec.history(n) if cfg.uses_history else None, cfg, step, prefix)
+        log_probs = adjust_log_probs(log_probs, rec.history(n), cfg, step, prefix)
         # The 2k best expansions overall are among the 2k best of each row, which also hold
         # the alternatives to record: one top-k over the vocabulary serves both.
         top = log_probs.topk(min(max(2 * k, cfg.alternatives), log_probs.size(1)), dim=-1)  # [n, c]

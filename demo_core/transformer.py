@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.tokenizer import PAD_ID
-from demo_core.transformer_fast import PackedDecoder, PackedEncoder
+from demo_core.transformer_fast import PackedDecoder, PackedEncoder, grow_cache
 
 Tensors = dict[str, torch.Tensor]
 State = dict[str, torch.Tensor | int]
@@ -304,9 +304,7 @@ class TransformerSeq2Seq(nn.Module):
         if self.packed_decoder is not None and not self.training:
             return self.packed_decoder.step(memory, state, prev_tokens)
         t = int(state["length"])  # tokens already decoded = position of prev_tokens
-        keys, values = state["self_k"], state["self_v"]  # [B, L, H, C, d]
-        if t == keys.size(3):  # full: double the capacity
-            keys, values = (torch.cat([c, torch.zeros_like(c)], dim=3) for c in (keys, values))
+        keys, values = grow_cache(state["self_k"], state["self_v"], t)  # [B, L, H, C, d], doubled when full
         x = self._embed(self.tgt_embed, prev_tokens[:, None], start=t)  # [B, 1, D]
         cross_bias = memory["bias"]  # [B, 1, 1, S]
         attention = []

@@ -20,6 +20,7 @@ are ``nn.Linear`` modules, so ``quantize_for_cpu`` packs them like every other L
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
@@ -47,13 +48,20 @@ def _direct(layer: nn.Module) -> Linear:
     return layer  # int8: its module call does the input quantisation
 
 
-def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
-    """An nn.Linear holding copies of ``weight`` [out, in] and ``bias`` [out]."""
-    layer = nn.Linear(weight.size(1), weight.size(0))
+def _fused(*layers: nn.Linear) -> nn.Linear:
+    """One nn.Linear computing ``layers`` side by side: their outputs concatenated, [sum(out), in]."""
+    fused = nn.Linear(layers[0].in_features, sum(layer.out_features for layer in layers))
     with torch.no_grad():
-        layer.weight.copy_(weight)
-        layer.bias.copy_(bias)
-    return layer
+        fused.weight.copy_(torch.cat([layer.weight for layer in layers]))
+        fused.bias.copy_(torch.cat([layer.bias for layer in layers]))
+    return fused
+
+
+def grow_cache(keys: torch.Tensor, values: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The self-attention cache [B, L, H, C, d] with room for position t: doubled when t == C."""
+    if t < keys.size(3):
+        return keys, values
+    return torch.cat([keys, torch.zeros_like(keys)], dim=3), torch.cat([values, torch.zeros_like(values)], dim=3)
 
 
 class PackedEncoderLayer(nn.Module):
@@ -62,13 +70,9 @@ class PackedEncoderLayer(nn.Module):
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         attn = layer.attn
-        self.qkv = _linear(torch.cat([attn.query.weight, attn.key.weight, attn.value.weight]),
-                           torch.cat([attn.query.bias, attn.key.bias, attn.value.bias]))  # [3D, D]
-        self.out = _linear(attn.out.weight, attn.out.bias)
-        self.up = _linear(layer.ff.up.weight, layer.ff.up.bias)
-        self.down = _linear(layer.ff.down.weight, layer.ff.down.bias)
-        self.norms = nn.ModuleList(nn.LayerNorm(n.normalized_shape, eps=n.eps) for n in (layer.norm_attn, layer.norm_ff))
-        self.norms.load_state_dict(nn.ModuleList([layer.norm_attn, layer.norm_ff]).state_dict())
+        self.qkv = _fused(attn.query, attn.key, attn.value)  # [3D, D]
+        self.out, self.up, self.down = (_fused(lin) for lin in (attn.out, layer.ff.up, layer.ff.down))
+        self.norms = copy.deepcopy(nn.ModuleList([layer.norm_attn, layer.norm_ff]))
 
 
 class PackedEncoder(nn.Module):
@@ -79,12 +83,9 @@ class PackedEncoder(nn.Module):
         cfg = model.cfg
         self.n_heads, self.d_head, self.max_positions = cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.max_positions
         self.layers = nn.ModuleList(PackedEncoderLayer(layer) for layer in model.encoder)
-        self.final_norm = nn.LayerNorm(cfg.d_model, eps=model.encoder_norm.eps)
-        self.final_norm.load_state_dict(model.encoder_norm.state_dict())
+        self.final_norm = copy.deepcopy(model.encoder_norm)
         self.cross_kv = nn.ModuleList(  # per decoder layer: keys and values of the source in one product
-            _linear(torch.cat([l.cross_attn.key.weight, l.cross_attn.value.weight]),
-                    torch.cat([l.cross_attn.key.bias, l.cross_attn.value.bias]))
-            for l in model.decoder
+            _fused(layer.cross_attn.key, layer.cross_attn.value) for layer in model.decoder
         )
         self.register_buffer("embedding", model.src_embed.weight.detach() * math.sqrt(cfg.d_model), persistent=False)
         self.register_buffer("positions", model.positions.detach().clone(), persistent=False)
@@ -127,20 +128,14 @@ class PackedEncoder(nn.Module):
 class PackedDecoderLayer(nn.Module):
     """One decoder layer's weights, fused for single-token steps."""
 
-    def __init__(self, layer: nn.Module, d_head: int) -> None:
+    def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         sa, ca = layer.self_attn, layer.cross_attn
-        self.qkv = _linear(torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]),
-                           torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]))  # [3D, D]
-        self.self_out = _linear(sa.out.weight, sa.out.bias)
-        self.cross_query = _linear(ca.query.weight, ca.query.bias)
-        self.cross_out = _linear(ca.out.weight, ca.out.bias)
-        self.up = _linear(layer.ff.up.weight, layer.ff.up.bias)
-        self.down = _linear(layer.ff.down.weight, layer.ff.down.bias)
-        self.norms = nn.ModuleList(
-            nn.LayerNorm(n.normalized_shape, eps=n.eps) for n in (layer.norm_self, layer.norm_cross, layer.norm_ff)
+        self.qkv = _fused(sa.query, sa.key, sa.value)  # [3D, D]
+        self.self_out, self.cross_query, self.cross_out, self.up, self.down = (
+            _fused(lin) for lin in (sa.out, ca.query, ca.out, layer.ff.up, layer.ff.down)
         )
-        self.norms.load_state_dict(nn.ModuleList([layer.norm_self, layer.norm_cross, layer.norm_ff]).state_dict())
+        self.norms = copy.deepcopy(nn.ModuleList([layer.norm_self, layer.norm_cross, layer.norm_ff]))
 
 
 class PackedDecoder(nn.Module):
@@ -153,10 +148,12 @@ class PackedDecoder(nn.Module):
         self.d_head = cfg.d_model // cfg.n_heads
         self.d_model = cfg.d_model
         self.max_positions = cfg.max_positions
-        self.layers = nn.ModuleList(PackedDecoderLayer(layer, self.d_head) for layer in model.decoder)
-        self.final_norm = nn.LayerNorm(cfg.d_model, eps=model.decoder_norm.eps)
-        self.final_norm.load_state_dict(model.decoder_norm.state_dict())
-        self.output = _linear(model.tgt_embed.weight, model.output_bias)  # tied: a copy of the embedding
+        self.layers = nn.ModuleList(PackedDecoderLayer(layer) for layer in model.decoder)
+        self.final_norm = copy.deepcopy(model.decoder_norm)
+        self.output = nn.Linear(cfg.d_model, cfg.tgt_vocab)  # tied: a copy of the target embedding
+        with torch.no_grad():
+            self.output.weight.copy_(model.tgt_embed.weight)
+            self.output.bias.copy_(model.output_bias)
         self.register_buffer("embedding", model.tgt_embed.weight.detach() * math.sqrt(cfg.d_model), persistent=False)
         self.register_buffer("positions", model.positions.detach().clone(), persistent=False)
         self._direct: list[dict[str, Linear]] | None = None  # bound at the first step, after packing
@@ -175,9 +172,7 @@ class PackedDecoder(nn.Module):
         t = int(state["length"])
         if t >= self.max_positions:
             raise ValueError(f"sequence of {t + 1} positions exceeds max_positions={self.max_positions}")
-        keys, values = state["self_k"], state["self_v"]  # [B, L, H, C, d]
-        if t == keys.size(3):  # full: double the capacity
-            keys, values = (torch.cat([c, torch.zeros_like(c)], dim=3) for c in (keys, values))
+        keys, values = grow_cache(state["self_k"], state["self_v"], t)  # [B, L, H, C, d]
         B, H, d, D = prev_tokens.size(0), self.n_heads, self.d_head, self.d_model
         cross_bias = memory["bias"][:, :, 0]  # [B, 1, S]
         x = self.embedding[prev_tokens] + self.positions[t]  # [B, D]

@@ -59,6 +59,7 @@ class TrainSettings:
     max_train_len: int = 100  # drop training pairs longer than this many tokens
     valid_max_len_a: float = 1.5
     stop_at: float | None = None  # stop once the validation metric reaches this (e.g. 100% exact match)
+    plateau_factor: float = 1.0  # multiply the learning rate by this after each epoch that does not improve (1: never)
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -260,7 +261,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
             src, tgt_in, tgt_out = src.to(device), tgt_in.to(device), tgt_out.to(device)
             info["step"] += 1
             for group in opt.param_groups:
-                group["lr"] = lr_at(info["step"], s)
+                group["lr"] = lr_at(info["step"], s) * info.get("lr_scale", 1.0)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(src, tgt_in)
             loss = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, label_smoothing=s.label_smoothing)
@@ -274,6 +275,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{total_tokens / (time.time() - start):.0f}", refresh=False)
         bar.close()
         seconds = time.time() - start
+        lr_used = lr_at(info["step"], s) * info.get("lr_scale", 1.0)  # at the epoch's last step
         valid_loss = validation_loss(model, valid_pairs, src_tok, tgt_tok, s, device)
         translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
         metric, values = evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
@@ -285,9 +287,10 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
             export(model, run_dir / "best", cfg, model_cfg, tok_files, run_dir, info, n_params, device, use_amp)
         else:
             info["bad_epochs"] += 1
+            info["lr_scale"] = info.get("lr_scale", 1.0) * s.plateau_factor  # from the next epoch on
         with log_path.open("a") as f:
             csv.writer(f).writerow([epoch, info["step"], f"{total_loss / max(total_tokens, 1):.4f}", f"{valid_loss:.4f}",
-                                    f"{metric:.2f}", f"{lr_at(info['step'], s):.6f}", f"{seconds:.0f}", f"{total_tokens / seconds:.0f}"])
+                                    f"{metric:.2f}", f"{lr_used:.6g}", f"{seconds:.0f}", f"{total_tokens / seconds:.0f}"])
         save_state(run_dir, model, opt, info)
         print(f"epoch {epoch}: train loss {total_loss / max(total_tokens, 1):.3f}, valid loss {valid_loss:.3f}, "
               f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)

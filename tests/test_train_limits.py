@@ -105,3 +105,17 @@ def test_transformer_with_shared_embeddings_saves_and_resumes(tiny_config, tmp_p
     assert state["epoch"] == 1 and (exported / "model.safetensors").is_file()
     state, _ = run_train(tiny_config, tmp_path, "--max-epochs", "2")  # resumes from epoch 1
     assert state["epoch"] == 2
+
+
+def test_plateau_factor_lowers_the_learning_rate_after_an_epoch_without_progress(tiny_config, tmp_path):
+    """With no learning at all the second epoch cannot beat the first: the rate is then halved for epoch 3."""
+    config = json.loads(tiny_config.read_text())
+    config["training"].update(lr=1e-12, warmup_steps=1, plateau_factor=0.5)
+    tiny_config.write_text(json.dumps(config))
+    state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "3")
+    assert state["best_epoch"] == 1 and state["bad_epochs"] == 2 and state["lr_scale"] == 0.25
+    rows = (exported / "train_log.csv").read_text().splitlines()[1:]
+    lrs = [float(row.split(",")[5]) for row in rows]
+    steps = [int(row.split(",")[1]) for row in rows]
+    expected = [1e-12 * (1 / s) ** 0.5 * scale for s, scale in zip(steps, (1.0, 1.0, 0.5))]
+    assert lrs == pytest.approx(expected, rel=0.01, abs=0)

@@ -204,14 +204,18 @@ def quantize_for_cpu(model: nn.Module, weights: str = "fp16") -> nn.Module:
         model = copy.deepcopy(model).eval()
         if hasattr(model, "pack_for_inference"):
             model.pack_for_inference()  # fused decoder step (Transformer): fewer, larger products
-        if hasattr(model, "output_projection"):
+        fused = getattr(model, "packed_decoder", None)
+        if hasattr(model, "output_projection") and fused is None:
             vocab, dim = model.tgt_embed.weight.shape
             output = nn.Linear(dim, vocab)
             with torch.no_grad():
                 output.weight.copy_(model.tgt_embed.weight)
                 output.bias.copy_(model.output_bias)
             model.output_projection = output  # an nn.Linear, so quantize_dynamic converts it with the others
-        return quantize_dynamic(model, {nn.Linear: qconfig}, inplace=True)
+        model = quantize_dynamic(model, {nn.Linear: qconfig}, inplace=True)
+        if fused is not None:
+            model.output_projection = model.packed_decoder.output  # one packed copy of the tied projection serves both paths
+        return model
 
 
 def find_models(root: Path = DEFAULT_ROOT) -> list[ModelEntry]:

@@ -296,13 +296,28 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
               f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
         epoch_wall = time.time() - start
     target = export_root / cfg["id"]
-    if (run_dir / "best").exists():
+    best = run_dir / "best"
+    if best.exists():
+        # The card's text (examples, notes, descriptions) follows the config as it is now.
+        (best / "config.json").write_text(json.dumps(model_card(cfg, model_cfg, tok_files), indent=2, ensure_ascii=False) + "\n",
+                                          encoding="utf-8")
+        if same_weights(best, target):  # nothing new to ship: keep the metrics measured on it (evaluate)
+            shutil.copyfile(best / "config.json", target / "config.json")
+            print(f"the best epoch ({info['best_epoch']}) is already in {target}: its card was refreshed, "
+                  f"its metrics.json kept", file=sys.stderr)
+            return target
         if target.exists():
             shutil.rmtree(target)
-        shutil.copytree(run_dir / "best", target)
+        shutil.copytree(best, target)
         shutil.copyfile(log_path, target / "train_log.csv")
         print(f"exported the best epoch ({info['best_epoch']}) to {target}", file=sys.stderr)
     return target
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """True when folders a and b hold byte-identical model.safetensors files."""
+    fa, fb = a / "model.safetensors", b / "model.safetensors"
+    return fa.is_file() and fb.is_file() and fa.stat().st_size == fb.stat().st_size and fa.read_bytes() == fb.read_bytes()
 
 
 @torch.no_grad()

@@ -119,3 +119,21 @@ def test_plateau_factor_lowers_the_learning_rate_after_an_epoch_without_progress
     steps = [int(row.split(",")[1]) for row in rows]
     expected = [1e-12 * (1 / s) ** 0.5 * scale for s, scale in zip(steps, (1.0, 1.0, 0.5))]
     assert lrs == pytest.approx(expected, rel=0.01, abs=0)
+
+
+def test_rerun_with_the_same_best_epoch_refreshes_the_card_and_keeps_measured_metrics(tiny_config, tmp_path, capsys):
+    """Re-running a finished run (e.g. with --max-epochs to ship it) must not throw away the test
+    numbers ``evaluate`` stored, and the shipped card's examples follow the config as edited since."""
+    _, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
+    metrics = json.loads((exported / "metrics.json").read_text())
+    metrics["test"] = {"exact": 12.5, "command": "python -m demo_core.evaluate --model tiny-dates --split test"}
+    (exported / "metrics.json").write_text(json.dumps(metrics))
+    config = json.loads(tiny_config.read_text())
+    config["examples"], config["example_notes"] = ["4 March 2021"], ["A day, a month, a year."]
+    tiny_config.write_text(json.dumps(config))
+    state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
+    assert state["epoch"] == 1
+    assert json.loads((exported / "metrics.json").read_text())["test"]["exact"] == 12.5
+    card = json.loads((exported / "config.json").read_text())
+    assert card["examples"] == ["4 March 2021"] and card["example_notes"] == ["A day, a month, a year."]
+    assert "metrics.json kept" in capsys.readouterr().err

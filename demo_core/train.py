@@ -9,6 +9,10 @@ metric is exported (fp16) to ``<run-dir>/best/`` and, when training ends, to
 
 ``--time-limit MINUTES`` stops after the epoch that the next one would push past the limit
 (state saved, best exported), so several jobs can share a fixed slot of machine time.
+
+``--export last`` ships the latest epoch instead of the best one by the (greedy) validation
+metric: once the learning rate has decayed, the last weights can score higher with beam search
+on validation than a lucky greedy peak did (``python -m demo_core.evaluate --split valid``).
 """
 
 from __future__ import annotations
@@ -207,14 +211,17 @@ def out_of_time(started: float, last_epoch_seconds: float | None, time_limit: fl
 
 def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, device_name: str,
           max_epochs: int | None = None, limit: int | None = None, time_limit: float | None = None,
-          amp: bool = True) -> Path:
+          amp: bool = True, export_epoch: str = "best") -> Path:
     """Train (or resume) the model of ``config_path``; returns the exported model folder.
 
     ``limit`` keeps only the first ``limit`` training and validation pairs (smoke tests).
     ``time_limit`` (minutes of wall time for this call) ends training early, as patience would.
     ``amp`` runs the forward pass under bf16 autocast on CUDA, and on a CPU that has native
     bf16 products (``cpu_has_bf16``); the loss, gradients, weights and Adam moments stay fp32.
+    ``export_epoch`` "last" exports the latest epoch (scored on validation again) instead of the best.
     """
+    if export_epoch not in ("best", "last"):
+        raise ValueError(f"export_epoch must be 'best' or 'last', got {export_epoch!r}")
     started = time.time()
     cfg = load_config(config_path)
     s = settings_from(cfg)
@@ -297,20 +304,28 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         epoch_wall = time.time() - start
     target = export_root / cfg["id"]
     best = run_dir / "best"
+    if export_epoch == "last" and info["epoch"]:
+        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
+        metric, values = evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
+        best = run_dir / "last"
+        export(model, best, cfg, model_cfg, tok_files, run_dir,
+               dict(info, best=metric, best_epoch=info["epoch"], best_values=values), n_params, device, use_amp)
+        print(f"epoch {info['epoch']} (the last) scores {metric:.2f} on validation; exporting it", file=sys.stderr)
+        info = dict(info, best_epoch=info["epoch"])
     if best.exists():
         # The card's text (examples, notes, descriptions) follows the config as it is now.
         (best / "config.json").write_text(json.dumps(model_card(cfg, model_cfg, tok_files), indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
         if same_weights(best, target):  # nothing new to ship: keep the metrics measured on it (evaluate)
             shutil.copyfile(best / "config.json", target / "config.json")
-            print(f"the best epoch ({info['best_epoch']}) is already in {target}: its card was refreshed, "
+            print(f"epoch {info['best_epoch']} ({export_epoch}) is already in {target}: its card was refreshed, "
                   f"its metrics.json kept", file=sys.stderr)
             return target
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(best, target)
         shutil.copyfile(log_path, target / "train_log.csv")
-        print(f"exported the best epoch ({info['best_epoch']}) to {target}", file=sys.stderr)
+        print(f"exported epoch {info['best_epoch']} ({export_epoch}) to {target}", file=sys.stderr)
     return target
 
 
@@ -366,13 +381,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                         help="stop after the epoch that the next would push past this many minutes (resume later)")
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (CUDA, or a CPU with native bf16)")
+    parser.add_argument("--export", choices=("best", "last"), default="best",
+                        help="ship the best epoch by the validation metric (default) or the latest one")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
     run_dir = args.run_dir or REPO / "runs" / cfg["id"]
     train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit, args.time_limit,
-          amp=not args.fp32)
+          amp=not args.fp32, export_epoch=args.export)
 
 
 if __name__ == "__main__":

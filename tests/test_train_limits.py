@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from demo_core import train
 
@@ -137,3 +138,21 @@ def test_rerun_with_the_same_best_epoch_refreshes_the_card_and_keeps_measured_me
     card = json.loads((exported / "config.json").read_text())
     assert card["examples"] == ["4 March 2021"] and card["example_notes"] == ["A day, a month, a year."]
     assert "metrics.json kept" in capsys.readouterr().err
+
+
+def test_export_last_ships_the_latest_epoch_not_the_best(tiny_config, tmp_path, capsys):
+    """Three steps of training leave the tiny model at 0% exact match, so epoch 1 stays the best
+    while the weights move on: ``--export last`` ships epoch 3's weights (those of the resumable
+    state), scored on validation again, and says so."""
+    from safetensors.torch import load_file
+
+    state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "3", "--export", "last")
+    metrics = json.loads((exported / "metrics.json").read_text())
+    assert state["epoch"] == 3 and state["best_epoch"] == 1
+    assert metrics["best_epoch"] == 3 and metrics["epochs_trained"] == 3 and "exact_match" in metrics["valid"]
+    assert "epoch 3 (last)" in capsys.readouterr().err
+    shipped, latest = load_file(str(exported / "model.safetensors")), load_file(str(tmp_path / "run" / "state.safetensors"))
+    best = load_file(str(tmp_path / "run" / "best" / "model.safetensors"))
+    assert any(not torch.equal(shipped[name], best[name]) for name in shipped)
+    for name, tensor in shipped.items():
+        torch.testing.assert_close(tensor.float(), latest[f"model.{name}"].half().float())

@@ -19,9 +19,16 @@ from demo_core import app_logic as logic
 from demo_core.inference import MAX_INPUT_CHARS, InputError, ModelRegistry
 from tests.serving import serving
 
-MODELS = ModelRegistry().available()
+REGISTRY = ModelRegistry()
+MODELS = REGISTRY.available()
 STRATEGIES = ("greedy", "beam", "sample")
 SENTENCE = "Zwei junge Männer spielen am Strand mit einem roten Ball."
+
+
+def input_for(model: str) -> str:
+    """What each run below sends: the German sentence, or a word for a model that reads one
+    word at a time (pronunciation); each model's card names the task."""
+    return REGISTRY.entries[model].card["examples"][0] if REGISTRY.entries[model].card.get("task") == "g2p" else SENTENCE
 SETTINGS = {"greedy": {}, "beam": {"beam_size": 4, "n_best": 3}, "sample": {"num_samples": 3, "seed": 7}}
 
 needs_model = pytest.mark.skipif(not MODELS, reason="no servable model under checkpoints/")
@@ -43,7 +50,7 @@ def results(client) -> dict:
 
     def get(model: str, strategy: str) -> dict:
         if (model, strategy) not in cache:
-            cache[model, strategy] = client.predict(SENTENCE, model, strategy, **SETTINGS[strategy], api_name="/generate")
+            cache[model, strategy] = client.predict(input_for(model), model, strategy, **SETTINGS[strategy], api_name="/generate")
         return cache[model, strategy]
 
     return get
@@ -143,6 +150,24 @@ def test_bad_input_is_a_specific_error(client, text, settings, message):
         pytest.skip("no servable model under checkpoints/")
     with pytest.raises(AppError, match=re.escape(message)):
         generate(client, text, **settings)
+
+
+PRONUNCIATION = [m for m in MODELS if REGISTRY.entries[m].card.get("task") == "g2p"]
+
+
+@pytest.mark.parametrize("model", PRONUNCIATION or [pytest.param(None, marks=pytest.mark.skip(reason="no pronunciation model"))])
+def test_pronunciation_model_explains_what_it_reads(client, model):
+    """A sentence, digits or a letter outside a-z sent to the one-word pronunciation model are
+    refused with what to type instead; a capitalised word with an apostrophe is read."""
+    with pytest.raises(AppError, match="one English word at a time"):
+        generate(client, SENTENCE, model)
+    with pytest.raises(AppError, match="spell the number out"):
+        generate(client, "2024", model)
+    with pytest.raises(AppError, match="remove 'é'"):
+        generate(client, "café", model)
+    answer = generate(client, "O'Brien", model, strategy="beam")
+    best = answer["hypotheses"][0]
+    assert answer["text"] == best["text"] and len(best["attention"]) == len(best["pieces"]) > 1
 
 
 @needs_model

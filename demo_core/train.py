@@ -177,6 +177,10 @@ def hardware(device: torch.device) -> str:
     return f"CPU: {name}, {torch.get_num_threads()} thread(s)"
 
 
+CARD_TEXT = ("display_name", "description", "task_label", "group", "menu_order", "examples", "example_notes", "data",
+             "decode_defaults")  # what a card may say differently after training: words for the reader, defaults
+
+
 def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:
     """The config.json shipped with the weights."""
     keep = ("id", "display_name", "description", "task", "task_label", "group", "source_lang", "target_lang",
@@ -313,9 +317,12 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         print(f"epoch {info['epoch']} (the last) scores {metric:.2f} on validation; exporting it", file=sys.stderr)
         info = dict(info, best_epoch=info["epoch"])
     if best.exists():
-        # The card's text (examples, notes, descriptions) follows the config as it is now.
-        (best / "config.json").write_text(json.dumps(model_card(cfg, model_cfg, tok_files), indent=2, ensure_ascii=False) + "\n",
-                                          encoding="utf-8")
+        # The card's text (examples, notes, descriptions) follows the config file as it is now,
+        # which may have been edited while a long run was going.
+        fresh = load_config(config_path)
+        text = {k: fresh[k] for k in CARD_TEXT if k in fresh}  # never the model or tokenizer: those trained
+        card = model_card(dict(cfg, **text), model_cfg, tok_files)
+        (best / "config.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if same_weights(best, target):  # nothing new to ship: keep the metrics measured on it (evaluate)
             shutil.copyfile(best / "config.json", target / "config.json")
             print(f"epoch {info['best_epoch']} ({export_epoch}) is already in {target}: its card was refreshed, "

@@ -156,3 +156,20 @@ def test_export_last_ships_the_latest_epoch_not_the_best(tiny_config, tmp_path, 
     assert any(not torch.equal(shipped[name], best[name]) for name in shipped)
     for name, tensor in shipped.items():
         torch.testing.assert_close(tensor.float(), latest[f"model.{name}"].half().float())
+
+
+def test_card_text_edited_during_a_run_reaches_the_export(tiny_config, tmp_path, monkeypatch):
+    """Examples written into the config while a run is going (here: during its validation) are
+    in the shipped card at the end; the model section of the card stays the one that was trained."""
+    measure = train.evaluate_valid
+
+    def edit_then_measure(*args, **kwargs):
+        config = json.loads(tiny_config.read_text())
+        config["examples"], config["model"] = ["1 May 1990"], dict(config["model"], enc_hidden=99)
+        tiny_config.write_text(json.dumps(config))
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate_valid", edit_then_measure)
+    _, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
+    card = json.loads((exported / "config.json").read_text())
+    assert card["examples"] == ["1 May 1990"] and card["model"]["enc_hidden"] == 16

@@ -222,15 +222,19 @@ class _Recorder:
         log_probs [n, V] and attn [n, L, H, S] are what the step computed for its n rows;
         ``top`` is ``log_probs.topk(c)`` with c >= alternatives when the caller has it already.
         """
-        rows = torch.arange(tokens.size(0)) if parents is None else torch.tensor(parents, dtype=torch.long)
+        if parents is None:  # row i extends row i: one gather, no index tensor
+            rows, chosen = None, log_probs.gather(1, tokens[:, None])[:, 0]
+        else:
+            rows = torch.tensor(parents, dtype=torch.long)
+            chosen = log_probs[rows, tokens]
         if self.track_history:
             before = self._history if self._history is not None else tokens.new_zeros(log_probs.size(0), 0)
-            self._history = torch.cat([before.index_select(0, rows), tokens[:, None]], dim=1)
+            self._history = torch.cat([before if rows is None else before.index_select(0, rows), tokens[:, None]], dim=1)
         if top is None:
             top = log_probs.topk(min(self.k, log_probs.size(-1)), dim=-1)
         self.steps.append(_Step(
             tokens=tokens.tolist(),
-            logprobs=log_probs[rows, tokens].tolist(),
+            logprobs=chosen.tolist(),
             parents=parents,
             alt_ids=top.indices[:, : self.k].tolist(),
             alt_probs=top.values[:, : self.k].exp().tolist(),

@@ -106,12 +106,12 @@ def build_tokenizers(cfg: dict[str, Any], train_pairs: list[data.Pair], run_dir:
             {k: v.name for k, v in paths.items()})
 
 
-def lr_at(step: int, s: TrainSettings) -> float:
-    """Linear warm-up, then inverse square-root decay."""
+def lr_at(step: int, s: TrainSettings, scale: float = 1.0) -> float:
+    """Linear warm-up, then inverse square-root decay; times ``scale`` (``plateau_factor`` so far)."""
     step = max(step, 1)
     if step < s.warmup_steps:
-        return s.lr * step / s.warmup_steps
-    return s.lr * math.sqrt(s.warmup_steps / step)
+        return scale * s.lr * step / s.warmup_steps
+    return scale * s.lr * math.sqrt(s.warmup_steps / step)
 
 
 def save_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
@@ -242,6 +242,12 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     model_cfg = dict(cfg["model"], src_vocab=src_tok.vocab_size, tgt_vocab=tgt_tok.vocab_size)
     model = build_model(cfg["architecture"], model_cfg).to(device)
     n_params = count_parameters(model)
+
+    def score_valid() -> tuple[float, dict[str, Any]]:
+        """The model as it is now, greedy-decoding the validation split: (metric, all values)."""
+        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
+        return evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
+
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=s.weight_decay)
     info = load_state(run_dir, model, opt) or {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "train_seconds": 0.0}
     if info["epoch"]:
@@ -272,7 +278,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
             src, tgt_in, tgt_out = src.to(device), tgt_in.to(device), tgt_out.to(device)
             info["step"] += 1
             for group in opt.param_groups:
-                group["lr"] = lr_at(info["step"], s) * info.get("lr_scale", 1.0)
+                group["lr"] = lr_at(info["step"], s, info.get("lr_scale", 1.0))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(src, tgt_in)
             loss = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, label_smoothing=s.label_smoothing)
@@ -286,10 +292,9 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
             bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{total_tokens / (time.time() - start):.0f}", refresh=False)
         bar.close()
         seconds = time.time() - start
-        lr_used = lr_at(info["step"], s) * info.get("lr_scale", 1.0)  # at the epoch's last step
+        lr_used = lr_at(info["step"], s, info.get("lr_scale", 1.0))  # at the epoch's last step
         valid_loss = validation_loss(model, valid_pairs, src_tok, tgt_tok, s, device)
-        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
-        metric, values = evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
+        metric, values = score_valid()
         info["train_seconds"] += seconds
         info["epoch"] = epoch
         improved = metric > info["best"]
@@ -307,33 +312,38 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
               f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
         epoch_wall = time.time() - start
     target = export_root / cfg["id"]
-    best = run_dir / "best"
+    best, shipped_epoch = run_dir / "best", info["best_epoch"]
     if export_epoch == "last" and info["epoch"]:
-        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
-        metric, values = evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
-        best = run_dir / "last"
+        metric, values = score_valid()
+        best, shipped_epoch = run_dir / "last", info["epoch"]
         export(model, best, cfg, model_cfg, tok_files, run_dir,
-               dict(info, best=metric, best_epoch=info["epoch"], best_values=values), n_params, device, use_amp)
-        print(f"epoch {info['epoch']} (the last) scores {metric:.2f} on validation; exporting it", file=sys.stderr)
-        info = dict(info, best_epoch=info["epoch"])
+               dict(info, best=metric, best_epoch=shipped_epoch, best_values=values), n_params, device, use_amp)
+        print(f"epoch {shipped_epoch} (the last) scores {metric:.2f} on validation; exporting it", file=sys.stderr)
     if best.exists():
-        # The card's text (examples, notes, descriptions) follows the config file as it is now,
-        # which may have been edited while a long run was going.
-        fresh = load_config(config_path)
-        text = {k: fresh[k] for k in CARD_TEXT if k in fresh}  # never the model or tokenizer: those trained
-        card = model_card(dict(cfg, **text), model_cfg, tok_files)
-        (best / "config.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if same_weights(best, target):  # nothing new to ship: keep the metrics measured on it (evaluate)
-            shutil.copyfile(best / "config.json", target / "config.json")
-            print(f"epoch {info['best_epoch']} ({export_epoch}) is already in {target}: its card was refreshed, "
-                  f"its metrics.json kept", file=sys.stderr)
-            return target
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(best, target)
-        shutil.copyfile(log_path, target / "train_log.csv")
-        print(f"exported epoch {info['best_epoch']} ({export_epoch}) to {target}", file=sys.stderr)
+        fresh = load_config(config_path)  # the card's words as the config says them now
+        card = model_card(dict(cfg, **{k: fresh[k] for k in CARD_TEXT if k in fresh}), model_cfg, tok_files)
+        ship(best, target, card, log_path, f"epoch {shipped_epoch} ({export_epoch})")
     return target
+
+
+def ship(folder: Path, target: Path, card: dict[str, Any], log_path: Path, label: str) -> None:
+    """Copy the exported ``folder`` to ``target`` with ``card`` as its config.json and the whole
+    training curve.
+
+    The card's words come from the config file as it is when training ends, since a long run
+    may see it edited. When ``target`` holds the same weights already, only its card is
+    replaced: the metrics ``evaluate`` measured on those weights stay.
+    """
+    (folder / "config.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if same_weights(folder, target):
+        shutil.copyfile(folder / "config.json", target / "config.json")
+        print(f"{label} is already in {target}: its card was refreshed, its metrics.json kept", file=sys.stderr)
+        return
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(folder, target)
+    shutil.copyfile(log_path, target / "train_log.csv")
+    print(f"exported {label} to {target}", file=sys.stderr)
 
 
 def same_weights(a: Path, b: Path) -> bool:

@@ -47,8 +47,10 @@ def _direct(layer: nn.Module, relu: bool = False) -> Linear:
         shape, weight, bias, eps = layer.normalized_shape, layer.weight, layer.bias, layer.eps
         return lambda x: torch.layer_norm(x, shape, weight, bias, eps)
     if isinstance(layer, nn.Linear):
-        return (lambda x: F.relu(F.linear(x, layer.weight, layer.bias))) if relu else (lambda x: F.linear(x, layer.weight, layer.bias))
-    return (lambda x: F.relu(layer(x))) if relu else layer  # int8: its module call does the input quantisation
+        call = lambda x: F.linear(x, layer.weight, layer.bias)  # noqa: E731
+    else:
+        call = layer  # int8: its module call does the input quantisation
+    return (lambda x: F.relu(call(x))) if relu else call
 
 
 def _fused(*layers: nn.Linear) -> nn.Linear:

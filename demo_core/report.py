@@ -60,6 +60,14 @@ def table(entries: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def shipped_weights(m: dict[str, Any]) -> str:
+    """Which weights the card describes: the best validation epoch, or a mean of epochs (``average_last``)."""
+    if "averaged_epochs" in m:
+        first, last = m["averaged_epochs"]
+        return f"the mean of the weights of epochs {first}-{last} (checkpoint averaging, part of the training config)"
+    return f"best validation epoch {m.get('best_epoch', '?')}"
+
+
 def model_card(card: dict[str, Any], m: dict[str, Any]) -> str:
     data = card.get("data", {})
     lines = [
@@ -69,7 +77,7 @@ def model_card(card: dict[str, Any], m: dict[str, Any]) -> str:
         "",
         f"- **Task:** {card.get('task_label', card['task'])} ({card['source_lang']} → {card['target_lang']})",
         f"- **Size:** {m.get('parameters', 0):,} parameters, weights stored in fp16",
-        f"- **Training:** best validation epoch {m.get('best_epoch', '?')}, reached after "
+        f"- **Training:** {shipped_weights(m)}, reached after "
         f"{m.get('training_seconds', 0) / 3600:.2f} h on {m.get('hardware', '?')}"
         f"{', ' + m['training_precision'] if 'training_precision' in m else ''}, {m.get('date', '?')}, "
         f"commit `{str(m.get('commit', '?'))[:10]}`; the whole curve is in `checkpoints/{card['id']}/train_log.csv`",

@@ -173,3 +173,35 @@ def test_card_text_edited_during_a_run_reaches_the_export(tiny_config, tmp_path,
     _, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
     card = json.loads((exported / "config.json").read_text())
     assert card["examples"] == ["1 May 1990"] and card["model"]["enc_hidden"] == 16
+
+
+def test_average_last_keeps_n_snapshots_and_ships_their_mean_only_when_it_scores_higher(tiny_config, tmp_path, capsys, monkeypatch):
+    """With ``average_last`` 2 the run keeps the last two epochs' weights. At the end their mean is
+    scored on validation: shipped (and named in metrics.json) when it beats the best epoch, and
+    the best epoch shipped otherwise."""
+    from safetensors.torch import load_file
+
+    config = json.loads(tiny_config.read_text())
+    config["training"]["average_last"] = 2
+    tiny_config.write_text(json.dumps(config))
+    scores = iter([10.0, 20.0, 30.0, 99.0])  # epochs 1-3, then the mean of epochs 2-3
+    real = train.evaluate_valid
+    monkeypatch.setattr(train, "evaluate_valid", lambda *a, **k: (next(scores), real(*a, **k)[1]))
+    state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "3")
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in (run_dir / "epochs").iterdir()) == ["2.safetensors", "3.safetensors"]
+    metrics = json.loads((exported / "metrics.json").read_text())
+    assert state["best_epoch"] == 3 and metrics["averaged_epochs"] == [2, 3] and metrics["best_epoch"] == 3
+    assert "the mean of epochs 2-3 scores 99.00" in capsys.readouterr().err
+    two, three = (load_file(str(run_dir / "epochs" / f"{e}.safetensors")) for e in (2, 3))
+    shipped = load_file(str(exported / "model.safetensors"))
+    assert any(not torch.equal(two[name], three[name]) for name in shipped)
+    for name, tensor in shipped.items():
+        torch.testing.assert_close(tensor.float(), ((two[name] + three[name]) / 2).half().float())
+
+    scores = iter([5.0])  # the re-run scores the same mean lower than the best epoch's 30: epoch 3 ships
+    state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "3")
+    metrics = json.loads((exported / "metrics.json").read_text())
+    assert "averaged_epochs" not in metrics and metrics["best_epoch"] == 3
+    for name, tensor in load_file(str(exported / "model.safetensors")).items():
+        torch.testing.assert_close(tensor.float(), three[name].half().float())

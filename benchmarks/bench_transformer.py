@@ -1,6 +1,6 @@
 """Latency of Transformer decoding on CPU: a 15-word sentence, ~18 output steps, attention recorded.
 
-    python benchmarks/bench_transformer.py [--threads 1] [--runs 30] [--steps 18] [--weights fp16]
+    python benchmarks/bench_transformer.py [--threads 1 2] [--runs 30] [--steps 18] [--weights fp16]
 
 The model is the trained ``architecture: transformer`` checkpoint under ``checkpoints/`` if
 one exists, else ``configs/de-en-transformer.json`` built with random weights. A random
@@ -9,8 +9,10 @@ bias is set to -inf) and every decode runs exactly ``--steps`` steps; a trained 
 translates the sentence and stops on its own. Each timed run encodes the source and decodes
 it, as ``Translator.run`` does (tokenisation is not timed); loading is not timed. Prints the
 median of encoding alone, then the median and 90th percentile in milliseconds for greedy and
-beam 5, with the load average, since other jobs on the machine slow every number down. ``--weights`` fp16 is what the app
-serves (``ModelRegistry``); fp32 is the model as trained.
+beam 5, with the load average, since other jobs on the machine slow every number down, for
+each thread count in ``--threads`` (default: 1, what the app uses unless ``OMP_NUM_THREADS`` is
+set, and 2, both cores of the project's machine). ``--weights`` fp16 is what the app serves
+(``ModelRegistry``); fp32 is the model as trained.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def load(steps: int, config: Path | None = None) -> tuple[str, torch.nn.Module, 
     return f"{card['id']} (random weights)", model, src, steps
 
 
-def time_ms(model: torch.nn.Module, src: torch.Tensor, cfg: DecodeConfig, runs: int) -> tuple[list[float], list[float]]:
-    """Wall and CPU milliseconds of encode + decode per run, after one warm-up run.
+def time_ms(model: torch.nn.Module, src: torch.Tensor, cfg: DecodeConfig, runs: int) -> tuple[list[float], list[float], int]:
+    """Wall and CPU milliseconds of encode + decode per run, after one warm-up run, and the
+    number of output steps of the best hypothesis (EOS included).
 
     CPU time well below the wall time means other processes held the cores; equal times on a
     busy machine mean the slowdown is shared caches and memory (or a host's stolen time).
@@ -73,7 +76,7 @@ def time_ms(model: torch.nn.Module, src: torch.Tensor, cfg: DecodeConfig, runs: 
             wall.append((time.perf_counter() - start) * 1000)
             cpu.append((time.process_time() - start_cpu) * 1000)
     assert hyps[0].attention.dim() == 4  # [T, layers, heads, S]: attention was recorded
-    return wall, cpu
+    return wall, cpu, len(hyps[0].ids)
 
 
 def p90(values: list[float]) -> float:
@@ -82,31 +85,32 @@ def p90(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts to time, in turn")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=18, help="output steps of the random-weight model")
     parser.add_argument("--config", type=Path, default=None,
                         help="time a random-weight model of this config instead of the trained one")
     parser.add_argument("--weights", choices=CPU_WEIGHTS, default="fp16", help="Linear weights (quantize_for_cpu)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     name, model, src, max_len = load(args.steps, args.config)
     model = quantize_for_cpu(model, args.weights)
-    print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.weights} weights, "
-          f"source {src.size(1)} tokens, load average {os.getloadavg()[0]:.2f}")
-    encode = []
-    for run in range(args.runs + 1):
-        start = time.perf_counter()
-        with torch.inference_mode():
-            model.encode(src)
-        if run:
-            encode.append((time.perf_counter() - start) * 1000)
-    print(f"encode  median {statistics.median(encode):6.1f} ms   (part of every run below)")
-    for label, cfg in (("greedy", DecodeConfig(max_len=max_len)),
-                       ("beam 5", DecodeConfig(strategy="beam", beam_size=5, max_len=max_len))):
-        wall, cpu = time_ms(model, src, cfg, args.runs)
-        print(f"{label:7s} median {statistics.median(wall):6.1f} ms   p90 {p90(wall):6.1f} ms   "
-              f"(CPU time: median {statistics.median(cpu):6.1f} ms)")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.weights} weights, "
+              f"source {src.size(1)} tokens, load average {os.getloadavg()[0]:.2f}")
+        encode = []
+        for run in range(args.runs + 1):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                model.encode(src)
+            if run:
+                encode.append((time.perf_counter() - start) * 1000)
+        print(f"encode  median {statistics.median(encode):6.1f} ms   (part of every run below)")
+        for label, cfg in (("greedy", DecodeConfig(max_len=max_len)),
+                           ("beam 5", DecodeConfig(strategy="beam", beam_size=5, max_len=max_len))):
+            wall, cpu, steps = time_ms(model, src, cfg, args.runs)
+            print(f"{label:7s} median {statistics.median(wall):6.1f} ms   p90 {p90(wall):6.1f} ms   "
+                  f"(CPU time: median {statistics.median(cpu):6.1f} ms; {steps} output steps)")
 
 
 if __name__ == "__main__":

@@ -323,13 +323,15 @@ def compare_defaults(registry: ModelRegistry) -> tuple[str | None, str, str | No
     """(model A, strategy A, model B, strategy B) for the Compare view's first picture.
 
     Two models of the same source language when there are two (both greedy), else one model
-    greedy against beam search.
+    greedy against beam search. The second model is one of another architecture when there is
+    one (an RNN beside a Transformer shows the most difference), else the first in menu order.
     """
     first = default_model(registry)
     if first not in registry.available():
         return first, "greedy", first, "beam"
-    language = card_of(registry, first).get("source_lang")
-    others = [m for m in registry.available() if m != first and card_of(registry, m).get("source_lang") == language]
+    card = card_of(registry, first)
+    others = [m for m in registry.available() if m != first and card_of(registry, m).get("source_lang") == card.get("source_lang")]
+    others.sort(key=lambda m: card_of(registry, m).get("architecture") == card.get("architecture"))  # stable: menu order within
     return (first, "greedy", others[0], "greedy") if others else (first, "greedy", first, "beam")
 
 

@@ -156,6 +156,17 @@ def test_compare_defaults_pick_two_models_of_one_language(registry, tiny_model_d
     assert logic.compare_defaults(ModelRegistry(tiny_model_dir.parent)) == ("tiny-rnn", "greedy", "tiny-rnn", "beam")
 
 
+def test_compare_defaults_prefer_another_architecture(root, tmp_path):
+    """Beside a second RNN that comes first in the menu, the Transformer is the default partner."""
+    shutil.copytree(root, tmp_path / "models")
+    shutil.copytree(root / "tiny-rnn", tmp_path / "models" / "tiny-rnn-b")
+    card_path = tmp_path / "models" / "tiny-rnn-b" / "config.json"
+    card_path.write_text(json.dumps(dict(json.loads(card_path.read_text(encoding="utf-8")), id="tiny-rnn-b")), encoding="utf-8")
+    registry = ModelRegistry(tmp_path / "models")
+    assert registry.available().index("tiny-rnn-b") < registry.available().index("tiny-transformer")
+    assert logic.compare_defaults(registry) == ("tiny-rnn", "greedy", "tiny-transformer", "greedy")
+
+
 # ---- through the API --------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Median decoding latency of every shipped model on a 15-word sentence, attention recorded.
+"""Median decoding latency of every shipped model, attention recorded: translation models on a
+15-word sentence, the others (dates, pronunciation, summarisation) on their card's first example.
 
     python benchmarks/bench_decoding.py [--runs 20] [--threads 2]
 
@@ -38,7 +39,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for model_id in registry.available():
         translator = registry.get(model_id)
-        text = SENTENCES.get(translator.card["source_lang"], translator.card["examples"][0])
+        card = translator.card
+        text = SENTENCES.get(card["source_lang"]) if card["task"] == "translation" else None
+        text = text or card["examples"][0]
         for name, cfg in (("greedy", DecodeConfig()), ("beam 5", DecodeConfig(strategy="beam", beam_size=5))):
             translator.run(text, cfg)  # warm-up
             times = []

@@ -29,7 +29,7 @@ CHAR_PX = 7.5  # rough width of one label character at FONT size
 MIN_PLOT_PX = 100  # a one-token output still gets a readable colour bar
 TOP_PAD = 40  # free band above the plot: a host's label badge (Gradio puts one there) covers no data
 TITLE_PX = 26  # band for a figure title under TOP_PAD
-GRID_PX = 420  # width the panels of a head grid aim to fit (the page's figure column is ~600 px)
+GRID_PX = 560  # width the panels of a head grid aim to fit (the page's figure column is ~700 px at 1400 px)
 
 
 def escape(label: str) -> str:

@@ -112,3 +112,12 @@ def test_head_grid_fits_the_page_column():
     short = heads_grid(np.full((4, 5, 5), 0.2), ["▁a"] * 5, ["▁b"] * 5).layout
     long = heads_grid(np.full((4, 40, 40), 0.025), ["▁a"] * 40, ["▁b"] * 40).layout
     assert short.width <= 700 and long.width <= 700 and long.height > short.height
+
+
+def test_head_grid_of_a_typical_sentence_is_two_by_two():
+    """Four heads over a 21-piece source (a 15-word sentence) sit two to a row, not in one tall column."""
+    layout = heads_grid(np.full((4, 17, 21), 1 / 21), ["▁a"] * 17, ["▁b"] * 21).layout
+    assert layout.xaxis2.domain[0] > layout.xaxis.domain[1]  # head 2 right of head 1
+    assert tuple(layout.xaxis3.domain) == tuple(layout.xaxis.domain)  # head 3 under head 1
+    assert layout.yaxis3.domain[1] < layout.yaxis.domain[0]
+    assert layout.width <= 700

@@ -162,7 +162,7 @@ def averaged_weights(run_dir: Path, epochs: list[int]) -> dict[str, torch.Tensor
     """The element-wise mean of the snapshots of ``epochs``; None when one of them is missing
     (a run that began before ``average_last`` was set, or resumed from an older state)."""
     paths = [run_dir / "epochs" / f"{e}.safetensors" for e in epochs]
-    if not paths or not all(p.is_file() for p in paths):
+    if not all(p.is_file() for p in paths):
         return None
     total = {k: v.double() for k, v in load_file(str(paths[0])).items()}
     for path in paths[1:]:
@@ -287,6 +287,11 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
         return evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
 
+    def export_now(folder: Path, epoch: int, metric: float, values: dict[str, Any], **extra: Any) -> None:
+        """Export the model as it is now (not the best epoch) to ``folder``, scored ``metric`` on validation."""
+        export(model, folder, cfg, model_cfg, tok_files, run_dir,
+               dict(info, best=metric, best_epoch=epoch, best_values=values, **extra), n_params, device, use_amp)
+
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=s.weight_decay)
     info = load_state(run_dir, model, opt) or {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "train_seconds": 0.0}
     if info["epoch"]:
@@ -357,8 +362,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     if export_epoch == "last" and info["epoch"]:
         metric, values = score_valid()
         best, label = run_dir / "last", f"epoch {info['epoch']} (last)"
-        export(model, best, cfg, model_cfg, tok_files, run_dir,
-               dict(info, best=metric, best_epoch=info["epoch"], best_values=values), n_params, device, use_amp)
+        export_now(best, info["epoch"], metric, values)
         print(f"{label} scores {metric:.2f} on validation; exporting it", file=sys.stderr)
     elif s.average_last > 1 and info["epoch"]:
         epochs = list(range(max(info["epoch"] - s.average_last + 1, 1), info["epoch"] + 1))
@@ -373,9 +377,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
                   file=sys.stderr)
             if metric > info["best"]:
                 best, label = run_dir / "averaged", mean
-                export(model, best, cfg, model_cfg, tok_files, run_dir,
-                       dict(info, best=metric, best_epoch=epochs[-1], best_values=values, averaged_epochs=[epochs[0], epochs[-1]]),
-                       n_params, device, use_amp)
+                export_now(best, epochs[-1], metric, values, averaged_epochs=[epochs[0], epochs[-1]])
     if best.exists():
         fresh = load_config(config_path)  # the card's words as the config says them now
         card = model_card(dict(cfg, **{k: fresh[k] for k in CARD_TEXT if k in fresh}), model_cfg, tok_files)

@@ -1,9 +1,11 @@
-"""Latency of Transformer decoding on CPU: a 15-word sentence, ~18 output steps, attention recorded.
+"""Latency of Transformer decoding on CPU: a 17-word sentence, ~18 output steps, attention recorded.
 
-    python benchmarks/bench_transformer.py [--threads 1 2] [--runs 30] [--steps 18] [--weights fp16]
+    python benchmarks/bench_transformer.py [--model ID] [--threads 1 2] [--runs 30] [--steps 18] [--weights fp16]
 
-The model is the trained ``architecture: transformer`` checkpoint under ``checkpoints/`` if
-one exists, else ``configs/de-en-transformer.json`` built with random weights. A random
+The model is the trained checkpoint ``--model`` names (default: the first ``architecture:
+transformer`` model under ``checkpoints/``), or, with ``--config``, that config built with
+random weights. A trained model reads the sentence of ``bench_decoding.py`` in its source
+language: 17 German or 18 English words, a little longer than the 15 of the speed goal. A random
 model would stop at any step or never, so with random weights EOS is suppressed (its output
 bias is set to -inf) and every decode runs exactly ``--steps`` steps; a trained model
 translates the sentence and stops on its own. Each timed run encodes the source and decodes
@@ -36,19 +38,36 @@ from demo_core.inference import Translator  # noqa: E402
 from demo_core.models import build_model  # noqa: E402
 from demo_core.tokenizer import EOS_ID  # noqa: E402
 
-SENTENCE = "Ein kleines Mädchen in einem roten Kleid spielt mit ihrem Hund auf einer grünen Wiese im Park."
-SOURCE_TOKENS = 21  # what SENTENCE is in the shipped 8k German SentencePiece model: 20 pieces + EOS
+from benchmarks.bench_decoding import SENTENCES  # noqa: E402  (a trained model's input, by source language)
+
+SOURCE_TOKENS = 21  # the German sentence in the shipped 8k SentencePiece models: 20 pieces + EOS
 
 
-def load(steps: int, config: Path | None = None) -> tuple[str, torch.nn.Module, torch.Tensor, int | None]:
+def load(steps: int, config: Path | None = None, model_id: str | None = None
+         ) -> tuple[str, torch.nn.Module, torch.Tensor, int | None]:
     """Name, eval-mode model, source ids [1, S] and max_len (None: the model stops on its own).
 
-    ``config`` forces a random-weight model of that config (to compare architectures before training).
+    ``config`` forces a random-weight model of that config (to compare architectures before
+    training); ``model_id`` picks a trained checkpoint (default: the first Transformer).
     """
-    trained = [e for e in find_models() if e.available and e.card.get("architecture") == "transformer"]
-    if trained and config is None:
-        translator = Translator.from_dir(trained[0].path)
-        return trained[0].id, translator.model, torch.tensor([translator.source_ids(SENTENCE)]), None
+    if config is None:
+        entries = [e for e in find_models() if e.available]
+        if model_id is not None:
+            chosen = [e for e in entries if e.id == model_id]
+            transformers = [e.id for e in entries if e.card.get("architecture") == "transformer"]
+            if model_id not in transformers:
+                sys.exit(f"{model_id!r} is not an available Transformer under checkpoints/; "
+                         "there are: " + ", ".join(transformers))
+        else:
+            chosen = [e for e in entries if e.card.get("architecture") == "transformer"]
+        if chosen:
+            entry = chosen[0]
+            lang = entry.card.get("source_lang", "de")
+            if lang not in SENTENCES:
+                sys.exit(f"{entry.id} reads {lang!r}; this benchmark has sentences for "
+                         + ", ".join(SENTENCES))
+            translator = Translator.from_dir(entry.path)
+            return entry.id, translator.model, torch.tensor([translator.source_ids(SENTENCES[lang])]), None
     card = json.loads((config or REPO / "configs" / "de-en-transformer.json").read_text(encoding="utf-8"))
     vocab = card["tokenizer"]["vocab_size"]
     torch.manual_seed(0)
@@ -88,11 +107,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts to time, in turn")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=18, help="output steps of the random-weight model")
+    parser.add_argument("--model", default=None,
+                        help="a trained model under checkpoints/ (default: the first Transformer)")
     parser.add_argument("--config", type=Path, default=None,
-                        help="time a random-weight model of this config instead of the trained one")
+                        help="time a random-weight model of this config instead of a trained one")
     parser.add_argument("--weights", choices=CPU_WEIGHTS, default="fp16", help="Linear weights (quantize_for_cpu)")
     args = parser.parse_args()
-    name, model, src, max_len = load(args.steps, args.config)
+    name, model, src, max_len = load(args.steps, args.config, args.model)
     model = quantize_for_cpu(model, args.weights)
     for threads in args.threads:
         torch.set_num_threads(threads)

@@ -378,7 +378,7 @@ with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as d
                                     elem_classes="compare-heatmap"),
                         ]
     if logic.attributions(REGISTRY):
-        gr.Markdown("<small>Training data: " + " ".join(logic.attributions(REGISTRY)) + "</small>")
+        gr.Markdown("<small>Training data: " + " · ".join(logic.attributions(REGISTRY)) + "</small>")
     result = gr.State(None)
 
     settings = [strategy, beam_size, length_penalty, n_best, temperature, top_k, top_p, seed, num_samples,

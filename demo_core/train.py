@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -407,9 +408,22 @@ def ship(folder: Path, target: Path, card: dict[str, Any], log_path: Path, label
 
 
 def same_weights(a: Path, b: Path) -> bool:
-    """True when folders a and b hold byte-identical model.safetensors files."""
+    """True when folders a and b hold model.safetensors files with the same tensors and metadata.
+
+    Tensors and metadata are compared, not bytes: safetensors writes the metadata's keys in an
+    order that changes from one process to the next, so two exports of the same weights can
+    differ byte for byte."""
     fa, fb = a / "model.safetensors", b / "model.safetensors"
-    return fa.is_file() and fb.is_file() and fa.stat().st_size == fb.stat().st_size and fa.read_bytes() == fb.read_bytes()
+    if not (fa.is_file() and fb.is_file()):
+        return False
+    with safe_open(str(fa), "pt") as x, safe_open(str(fb), "pt") as y:
+        if x.metadata() != y.metadata() or set(x.keys()) != set(y.keys()):
+            return False
+        for key in x.keys():
+            ta, tb = x.get_tensor(key), y.get_tensor(key)
+            if ta.dtype != tb.dtype or not torch.equal(ta, tb):
+                return False
+    return True
 
 
 @torch.no_grad()

@@ -85,3 +85,28 @@ def test_result_json_has_attention_matching_tokens(tiny_model_dir):
         assert attention.shape == (len(hyp["pieces"]), 1, 1, len(data["source_pieces"]))
         assert len(hyp["token_probs"]) == len(hyp["alternatives"]) == len(hyp["pieces"])
     assert data["beam_tree"][0]["parent"] is None
+
+
+def test_same_weights_compares_tensors_not_bytes(tiny_model_dir, tmp_path):
+    """Re-exporting unchanged weights must count as the same model (so shipping again refreshes
+    only the card and keeps the measured metrics), whatever order the metadata is written in;
+    one changed weight, or another metadata entry, must not."""
+    from safetensors.torch import load_file, save_file
+
+    from demo_core.train import same_weights
+
+    with safe_open(str(tiny_model_dir / "model.safetensors"), "pt") as f:
+        metadata = f.metadata() or {}
+    tensors = load_file(str(tiny_model_dir / "model.safetensors"))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    save_file(tensors, str(copy / "model.safetensors"), metadata=dict(reversed(list(metadata.items()))) or None)
+    assert same_weights(tiny_model_dir, copy)
+    save_file(tensors, str(copy / "model.safetensors"), metadata={**metadata, "note": "x"})
+    assert not same_weights(tiny_model_dir, copy)
+    name = next(iter(tensors))
+    flat = tensors[name].clone().flatten()
+    flat[0] += 1
+    save_file(dict(tensors, **{name: flat.view_as(tensors[name])}), str(copy / "model.safetensors"), metadata=metadata or None)
+    assert not same_weights(tiny_model_dir, copy)
+    assert not same_weights(tiny_model_dir, tmp_path / "missing")

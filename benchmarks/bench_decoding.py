@@ -1,5 +1,6 @@
 """Median decoding latency of every shipped model, attention recorded: translation models on one
-sentence (17 words in German, 18 in English), the others (dates, pronunciation, summarisation) on their card's first example.
+sentence (17 words in German, 18 in English), the others (dates, pronunciation, summarisation)
+on their card's first example.
 
     python benchmarks/bench_decoding.py [--runs 20] [--threads 2]
 

@@ -166,15 +166,21 @@ def load_model_dir(model_dir: Path) -> tuple[dict[str, Any], nn.Module, Tokenize
 
 
 CPU_WEIGHTS = ("fp32", "fp16", "int8")
+MIN_PACKED_WEIGHTS = 100_000  # a Linear layer with fewer weights stays fp32: see quantize_for_cpu
 
 
-def quantize_for_cpu(model: nn.Module, weights: str = "fp16") -> nn.Module:
+def quantize_for_cpu(model: nn.Module, weights: str = "fp16", min_packed: int = MIN_PACKED_WEIGHTS) -> nn.Module:
     """An inference-only copy of ``model`` whose Linear layers and tied output projection keep
     their weights in ``weights`` format: ``fp16`` or ``int8`` (``fp32`` returns ``model`` itself).
 
-    Every decoding step reads every decoder weight once, so fewer bytes per weight make a step
-    faster (compare ``python benchmarks/bench_transformer.py --weights fp32`` and ``fp16``);
-    the rest of a step's time is Python and per-operation overhead.
+    Every decoding step reads every decoder weight once, so fewer bytes per weight make a large
+    product faster (compare ``python benchmarks/bench_transformer.py --weights fp32`` and
+    ``fp16``); the rest of a step's time is Python and per-operation overhead. A packed product
+    also has a fixed cost of about 10 us a call, which outweighs the bytes it saves on a small
+    layer: ``python benchmarks/bench_linear.py`` times both formats by layer size. So only
+    layers with at least ``min_packed`` weights are packed (default 100,000: the output
+    projections and the RNNs' larger layers; a width-128 Transformer's own projections, at most
+    384 x 128, stay fp32 and take 4-6 instead of 13-15 us for one token).
 
     * ``fp16``: weights stored as float16 and widened to fp32 inside the matrix product
       (fbgemm), so the arithmetic stays fp32. Shipped weights are stored as fp16 already
@@ -212,7 +218,9 @@ def quantize_for_cpu(model: nn.Module, weights: str = "fp16") -> nn.Module:
                 output.weight.copy_(model.tgt_embed.weight)
                 output.bias.copy_(model.output_bias)
             model.output_projection = output  # an nn.Linear, so quantize_dynamic converts it with the others
-        model = quantize_dynamic(model, {nn.Linear: qconfig}, inplace=True)
+        large = {name: qconfig for name, module in model.named_modules()
+                 if isinstance(module, nn.Linear) and module.weight.numel() >= min_packed}
+        model = quantize_dynamic(model, large, inplace=True)
         if fused is not None:
             model.output_projection = model.packed_decoder.output  # one packed copy of the tied projection serves both paths
         return model

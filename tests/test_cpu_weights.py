@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.checkpoint import quantize_for_cpu
+from demo_core.checkpoint import MIN_PACKED_WEIGHTS, quantize_for_cpu
 from demo_core.data import pad
 from demo_core.decoding import DecodeConfig, decode, greedy_search
 from demo_core.inference import ModelRegistry, Translator
@@ -45,7 +45,7 @@ def teacher_forced_log_probs(model: nn.Module, src: torch.Tensor) -> torch.Tenso
 def test_fp16_weights_give_the_fp32_outputs():
     """With fp16-stored weights, fp16 packing changes log-probs by float rounding only, and no output or attention."""
     model = tiny_transformer()
-    packed = quantize_for_cpu(model, "fp16")
+    packed = quantize_for_cpu(model, "fp16", min_packed=0)  # every Linear layer packed, however small
     assert packed.output_projection is not None and model.output_projection is None  # the original is untouched
     src = pad(SOURCES)
     expected = teacher_forced_log_probs(model, src)
@@ -59,7 +59,7 @@ def test_fp16_weights_give_the_fp32_outputs():
 def test_int8_weights_keep_the_trained_toy_model_right(toy_models, attention):
     """int8 packing of a trained RNN keeps its outputs and moves probabilities and attention only a little."""
     model = toy_models[attention]
-    packed = quantize_for_cpu(model, "int8")
+    packed = quantize_for_cpu(model, "int8", min_packed=0)
     for strategy in ("greedy", "beam"):
         cfg = DecodeConfig(strategy=strategy, beam_size=3)
         for source in SOURCES[:8]:
@@ -69,6 +69,22 @@ def test_int8_weights_keep_the_trained_toy_model_right(toy_models, attention):
             assert max(abs(x - y) for x, y in zip(a.token_logprobs, b.token_logprobs)) < 0.05
             assert (torch.tensor(a.alt_probs) - torch.tensor(b.alt_probs)).abs().max() < 0.05
             assert (a.attention - b.attention).abs().max() < 0.1
+
+
+def test_only_large_layers_are_packed_and_outputs_do_not_change():
+    """By default small Linear layers stay fp32 (a packed call costs more than it saves there);
+    the output projection, at the threshold, is packed; log-probs and outputs stay the model's."""
+    model = tiny_transformer(vocab=MIN_PACKED_WEIGHTS // 32)  # output projection [vocab, 32]: 100,000 weights, the threshold
+    packed = quantize_for_cpu(model, "fp16")
+    decoder = packed.packed_decoder
+    assert type(decoder.layers[0].qkv) is nn.Linear and type(packed.packed_encoder.layers[0].up) is nn.Linear
+    assert type(decoder.output) is not nn.Linear and hasattr(decoder.output, "_packed_params")
+    assert packed.output_projection is decoder.output
+    src = pad(SOURCES)
+    torch.testing.assert_close(teacher_forced_log_probs(packed, src), teacher_forced_log_probs(model, src),
+                               atol=1e-5, rtol=0)
+    for a, b in zip(greedy_search(packed, src, DecodeConfig()), greedy_search(model, src, DecodeConfig())):
+        assert a.ids == b.ids
 
 
 def test_fp32_is_the_model_itself_and_unknown_formats_are_refused():

@@ -15,7 +15,8 @@ operations:
 They return the same ``memory``, read and write the same ``state`` (key/value cache) and
 give the same attention weights as the module path, so decoders cannot tell the two apart;
 the tests check that both give the same log-probabilities and attention. Their projections
-are ``nn.Linear`` modules, so ``quantize_for_cpu`` packs them like every other Linear layer.
+are ``nn.Linear`` modules, so ``quantize_for_cpu`` packs the large ones (the output projection) like
+any other Linear layer and leaves the small ones fp32.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from benchmarks.bench_decoding import SENTENCES  # noqa: E402  (a trained model'
 SOURCE_TOKENS = 21  # the German sentence in the shipped 8k SentencePiece models: 20 pieces + EOS
 
 
-def load(steps: int, config: Path | None = None, model_id: str | None = None
+def load(steps: int, config: Path | None = None, model_id: str | None = None, text: str | None = None
          ) -> tuple[str, torch.nn.Module, torch.Tensor, int | None]:
     """Name, eval-mode model, source ids [1, S] and max_len (None: the model stops on its own).
 
@@ -63,7 +63,8 @@ def load(steps: int, config: Path | None = None, model_id: str | None = None
                 sys.exit(f"{entry.id} reads {lang!r}; this benchmark has sentences for "
                          + ", ".join(SENTENCES))
             translator = Translator.from_dir(entry.path)
-            return entry.id, translator.model, torch.tensor([translator.source_ids(SENTENCES[lang])]), None
+            sentence = text or SENTENCES[lang]
+            return entry.id, translator.model, torch.tensor([translator.source_ids(sentence)]), None
     card = json.loads((config or REPO / "configs" / "de-en-transformer.json").read_text(encoding="utf-8"))
     vocab = card["tokenizer"]["vocab_size"]
     torch.manual_seed(0)
@@ -105,11 +106,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=18, help="output steps of the random-weight model")
     parser.add_argument("--model", default=None,
                         help="a trained model under checkpoints/ (default: the first Transformer)")
+    parser.add_argument("--text", default=None,
+                        help="the sentence a trained model translates (default: bench_decoding's, in its source language)")
     parser.add_argument("--config", type=Path, default=None,
                         help="time a random-weight model of this config instead of a trained one")
     parser.add_argument("--weights", choices=CPU_WEIGHTS, default="fp16", help="Linear weights (quantize_for_cpu)")
     args = parser.parse_args()
-    name, model, src, max_len = load(args.steps, args.config, args.model)
+    name, model, src, max_len = load(args.steps, args.config, args.model, args.text)
     model = quantize_for_cpu(model, args.weights)
     for threads in args.threads:
         torch.set_num_threads(threads)

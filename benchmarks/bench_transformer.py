@@ -1,11 +1,12 @@
 """Latency of Transformer decoding on CPU: a 17-word sentence, 18-22 output steps, attention recorded.
 
-    python benchmarks/bench_transformer.py [--model ID] [--threads 1 2] [--runs 30] [--steps 18] [--weights fp16]
+    python benchmarks/bench_transformer.py [--model ID] [--text S] [--threads 1 2] [--runs 30] [--steps 18] [--weights fp16]
 
 The model is the trained checkpoint ``--model`` names (default: the first ``architecture:
 transformer`` model under ``checkpoints/``), or, with ``--config``, that config built with
 random weights. A trained model reads the sentence of ``bench_decoding.py`` in its source
-language: 17 German or 18 English words, a little longer than the 15 of the speed goal. A random
+language: 17 German or 18 English words, a little longer than the 15 of the speed goal (``--text``
+sets another sentence). A random
 model would stop at any step or never, so with random weights EOS is suppressed (its output
 bias is set to -inf) and every decode runs exactly ``--steps`` steps; a trained model
 translates the sentence and stops on its own. Each timed run encodes the source and decodes

@@ -42,17 +42,22 @@ def teacher_forced_log_probs(model: nn.Module, src: torch.Tensor) -> torch.Tenso
         return F.log_softmax(model(src, tgt_in), dim=-1)
 
 
+def assert_same_outputs(packed: nn.Module, model: nn.Module) -> None:
+    """Teacher-forced log-probs within 1e-5, and the same greedy outputs and attention."""
+    src = pad(SOURCES)
+    torch.testing.assert_close(teacher_forced_log_probs(packed, src), teacher_forced_log_probs(model, src),
+                               atol=1e-5, rtol=0)
+    for a, b in zip(greedy_search(packed, src, DecodeConfig()), greedy_search(model, src, DecodeConfig())):
+        assert a.ids == b.ids
+        torch.testing.assert_close(a.attention, b.attention, atol=1e-5, rtol=0)
+
+
 def test_fp16_weights_give_the_fp32_outputs():
     """With fp16-stored weights, fp16 packing changes log-probs by float rounding only, and no output or attention."""
     model = tiny_transformer()
     packed = quantize_for_cpu(model, "fp16", min_packed=0)  # every Linear layer packed, however small
     assert packed.output_projection is not None and model.output_projection is None  # the original is untouched
-    src = pad(SOURCES)
-    expected = teacher_forced_log_probs(model, src)
-    torch.testing.assert_close(teacher_forced_log_probs(packed, src), expected, atol=1e-5, rtol=0)
-    for a, b in zip(greedy_search(packed, src, DecodeConfig()), greedy_search(model, src, DecodeConfig())):
-        assert a.ids == b.ids
-        torch.testing.assert_close(a.attention, b.attention, atol=1e-5, rtol=0)
+    assert_same_outputs(packed, model)
 
 
 @pytest.mark.parametrize("attention", ["additive", "general"])
@@ -73,18 +78,14 @@ def test_int8_weights_keep_the_trained_toy_model_right(toy_models, attention):
 
 def test_only_large_layers_are_packed_and_outputs_do_not_change():
     """By default small Linear layers stay fp32 (a packed call costs more than it saves there);
-    the output projection, at the threshold, is packed; log-probs and outputs stay the model's."""
+    the output projection, at the threshold, is packed; log-probs, outputs and attention stay the model's."""
     model = tiny_transformer(vocab=MIN_PACKED_WEIGHTS // 32)  # output projection [vocab, 32]: 100,000 weights, the threshold
     packed = quantize_for_cpu(model, "fp16")
     decoder = packed.packed_decoder
     assert type(decoder.layers[0].qkv) is nn.Linear and type(packed.packed_encoder.layers[0].up) is nn.Linear
     assert type(decoder.output) is not nn.Linear and hasattr(decoder.output, "_packed_params")
     assert packed.output_projection is decoder.output
-    src = pad(SOURCES)
-    torch.testing.assert_close(teacher_forced_log_probs(packed, src), teacher_forced_log_probs(model, src),
-                               atol=1e-5, rtol=0)
-    for a, b in zip(greedy_search(packed, src, DecodeConfig()), greedy_search(model, src, DecodeConfig())):
-        assert a.ids == b.ids
+    assert_same_outputs(packed, model)
 
 
 def test_fp32_is_the_model_itself_and_unknown_formats_are_refused():

@@ -24,9 +24,9 @@ from typing import Any
 import gradio as gr
 import torch
 
-from demo_core import app_logic as logic
-from demo_core.explainer import explanation
-from demo_core.inference import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
+from demo_core.serving import catalogue as logic
+from demo_core.serving.explanations import explanation
+from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
 
 # One decode is a chain of tiny matrix products: extra intra-op threads only add hand-over
 # cost, and on a shared 2-core machine they made a greedy run ~20x slower (measured).

@@ -40,7 +40,7 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
 def request_latency(model: str, runs: int) -> None:
     """Median latency of the page's run (``explore``) and the API (``generate``) per strategy."""
     import app
-    from demo_core.app_logic import Settings
+    from demo_core.serving.catalogue import Settings
 
     fields = list(Settings.__dataclass_fields__)
     print(f"sentence: {SENTENCE!r} ({len(SENTENCE.split())} words), model {model}, {runs} runs each")

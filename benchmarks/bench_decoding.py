@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo_core.decoding import DecodeConfig  # noqa: E402
-from demo_core.inference import ModelRegistry  # noqa: E402
+from demo_core.decoding.search import DecodeConfig  # noqa: E402
+from demo_core.pipeline import ModelRegistry  # noqa: E402
 
 SENTENCES = {
     "de": "Ein kleines Mädchen in einem roten Kleid spielt mit ihrem Hund auf einer grünen Wiese im Park.",

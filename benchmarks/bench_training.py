@@ -25,8 +25,8 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from demo_core.models import build_model  # noqa: E402
-from demo_core.train import cpu_has_bf16  # noqa: E402
+from demo_core.models.registry import build_model  # noqa: E402
+from demo_core.training.loop import cpu_has_bf16  # noqa: E402
 
 VOCAB, BATCH, LENGTH = 8000, 128, 22
 

@@ -34,10 +34,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from demo_core.checkpoint import CPU_WEIGHTS, find_models, quantize_for_cpu  # noqa: E402
-from demo_core.decoding import DecodeConfig, decode  # noqa: E402
-from demo_core.inference import Translator  # noqa: E402
-from demo_core.models import build_model  # noqa: E402
-from demo_core.tokenizer import EOS_ID  # noqa: E402
+from demo_core.decoding.search import DecodeConfig, decode  # noqa: E402
+from demo_core.pipeline import Translator  # noqa: E402
+from demo_core.models.registry import build_model  # noqa: E402
+from demo_core.text.tokenizer import EOS_ID  # noqa: E402
 
 from benchmarks.bench_decoding import SENTENCES  # noqa: E402  (a trained model's input, by source language)
 

@@ -26,8 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from demo_core.models import build_model
-from demo_core.tokenizer import Tokenizer
+from demo_core.models.registry import build_model
+from demo_core.text.tokenizer import Tokenizer
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 REQUIRED_CARD_FIELDS = ("id", "task", "source_lang", "target_lang", "architecture", "model", "tokenizer")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from demo_core import data
+from demo_core.tasks import datasets as data
 from demo_core.checkpoint import DEFAULT_ROOT, read_metrics, write_metrics
 from demo_core.generate import add_decoding_arguments, decode_config
-from demo_core.inference import InputError, ModelRegistry
-from demo_core.metrics import lead_baseline, score
+from demo_core.pipeline import InputError, ModelRegistry
+from demo_core.tasks.metrics import lead_baseline, score
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models
-from demo_core.decoding import STRATEGIES, DecodeConfig
-from demo_core.inference import InputError, ModelRegistry
+from demo_core.decoding.search import STRATEGIES, DecodeConfig
+from demo_core.pipeline import InputError, ModelRegistry
 
 
 def list_models(root: Path) -> list[dict[str, Any]]:

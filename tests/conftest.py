@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from demo_core.checkpoint import save_checkpoint
-from demo_core.models import build_model
-from demo_core.tokenizer import train_sentencepiece
-from demo_core.toy import VOCAB, train_toy
+from demo_core.models.registry import build_model
+from demo_core.text.tokenizer import train_sentencepiece
+from demo_core.tasks.toy import VOCAB, train_toy
 
 torch.set_num_threads(1)  # tiny models: one thread is faster and stays fast on a busy machine
 

@@ -15,8 +15,8 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from demo_core import app_logic as logic
-from demo_core.inference import MAX_INPUT_CHARS, InputError, ModelRegistry
+from demo_core.serving import catalogue as logic
+from demo_core.pipeline import MAX_INPUT_CHARS, InputError, ModelRegistry
 from tests.serving import serving
 
 REGISTRY = ModelRegistry()

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from demo_core.attention import AdditiveAttention, MultiplicativeAttention, build_attention, masked_softmax
-from demo_core.tokenizer import BOS_ID, PAD_ID
+from demo_core.models.attention import AdditiveAttention, MultiplicativeAttention, build_attention, masked_softmax
+from demo_core.text.tokenizer import BOS_ID, PAD_ID
 from tests.conftest import tiny_rnn
 
 

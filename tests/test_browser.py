@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from demo_core import app_logic as logic
-from demo_core.inference import ModelRegistry
+from demo_core.serving import catalogue as logic
+from demo_core.pipeline import ModelRegistry
 from tests.serving import load_app, serving
 from tests.test_compare import make_tiny_transformer
 
@@ -44,9 +44,9 @@ def make_tiny_g2p(folder: Path) -> Path:
     import torch
 
     from demo_core.checkpoint import save_checkpoint
-    from demo_core.models import build_model
-    from demo_core.phonemes import ARPABET_TO_IPA
-    from demo_core.tokenizer import train_sentencepiece
+    from demo_core.models.registry import build_model
+    from demo_core.tasks.phonemes import ARPABET_TO_IPA
+    from demo_core.text.tokenizer import train_sentencepiece
 
     phones = sorted(ARPABET_TO_IPA)
     words = ["knight", "attention", "phoneme", "sequence", "colonel", "abcdefghijklmnopqrstuvwxyz"]

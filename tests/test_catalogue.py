@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from demo_core import app_logic as logic
-from demo_core.inference import ModelRegistry
+from demo_core.serving import catalogue as logic
+from demo_core.pipeline import ModelRegistry
 
 CARDS = {  # id: card fields laid over the tiny RNN's card
     "dates": dict(task="normalisation", task_label="Any written date → ISO 8601", group="Dates"),
@@ -47,7 +47,7 @@ def test_tasks_follow_the_group_order_and_menu_order(tiny_model_dir, tmp_path):
 
 def test_explanation_fits_the_task_and_the_model():
     """"How to read this" speaks of the model's task and language, and shows its own equations."""
-    from demo_core.explainer import explanation
+    from demo_core.serving.explanations import explanation
 
     g2p = explanation({"task": "g2p", "source_lang": "en", "architecture": "rnn", "model": {"attention": "additive"}})
     assert "silent" in g2p and "v^\\top \\tanh" in g2p and "Chinese" not in g2p

@@ -8,8 +8,8 @@ import torch
 from safetensors import safe_open
 
 from demo_core.checkpoint import CheckpointError, find_models, load_model_dir
-from demo_core.decoding import DecodeConfig
-from demo_core.inference import InputError, ModelRegistry, Translator
+from demo_core.decoding.search import DecodeConfig
+from demo_core.pipeline import InputError, ModelRegistry, Translator
 
 
 def test_round_trip_gives_identical_outputs(tiny_model_dir, tmp_path):
@@ -93,7 +93,7 @@ def test_same_weights_compares_tensors_not_bytes(tiny_model_dir, tmp_path):
     one changed weight, or another metadata entry, must not."""
     from safetensors.torch import load_file, save_file
 
-    from demo_core.train import same_weights
+    from demo_core.training.loop import same_weights
 
     with safe_open(str(tiny_model_dir / "model.safetensors"), "pt") as f:
         metadata = f.metadata() or {}

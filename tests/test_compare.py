@@ -17,11 +17,11 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from demo_core import app_logic as logic
+from demo_core.serving import catalogue as logic
 from demo_core.checkpoint import save_checkpoint
-from demo_core.inference import InputError, ModelRegistry
-from demo_core.models import build_model
-from demo_core.tokenizer import Tokenizer
+from demo_core.pipeline import InputError, ModelRegistry
+from demo_core.models.registry import build_model
+from demo_core.text.tokenizer import Tokenizer
 from tests.serving import load_app, serving
 
 TINY_TRANSFORMER = dict(d_model=16, n_heads=4, enc_layers=2, dec_layers=3, d_ff=32, dropout=0.0,

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.checkpoint import MIN_PACKED_WEIGHTS, quantize_for_cpu
-from demo_core.data import pad
-from demo_core.decoding import DecodeConfig, decode, greedy_search
-from demo_core.inference import ModelRegistry, Translator
-from demo_core.models import build_model
-from demo_core.tokenizer import BOS_ID
-from demo_core.toy import toy_sources
+from demo_core.tasks.datasets import pad
+from demo_core.decoding.search import DecodeConfig, decode, greedy_search
+from demo_core.pipeline import ModelRegistry, Translator
+from demo_core.models.registry import build_model
+from demo_core.text.tokenizer import BOS_ID
+from demo_core.tasks.toy import toy_sources
 
 SOURCES = toy_sources(16, seed=11)
 

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from demo_core import data, dates, train
-from demo_core.models import build_model
-from demo_core.textnorm import get_normalizer, to_simplified
+from demo_core.tasks import datasets as data
+
+from demo_core.tasks import dates
+
+from demo_core.training import loop as train
+from demo_core.models.registry import build_model
+from demo_core.text.normalize import get_normalizer, to_simplified
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from demo_core.decoding import (
+from demo_core.decoding.search import (
     DecodeConfig, adjust_log_probs, beam_search, decode, greedy_search, sample, top_k_filter, top_p_filter,
 )
-from demo_core.data import pad
-from demo_core.models import build_model
-from demo_core.tokenizer import BOS_ID, EOS_ID
-from demo_core.toy import VOCAB, toy_sources
+from demo_core.tasks.datasets import pad
+from demo_core.models.registry import build_model
+from demo_core.text.tokenizer import BOS_ID, EOS_ID
+from demo_core.tasks.toy import VOCAB, toy_sources
 from tests.conftest import tiny_rnn
 
 SOURCES = toy_sources(12, seed=7)
@@ -224,7 +224,7 @@ def test_recorded_steps_match_rescoring_the_output(architecture, strategy):
 
 def test_recorder_history_follows_reordered_rows():
     """The recorder's running history is each row's own path back through its parents, as beam search reorders rows."""
-    from demo_core.decoding import _Recorder
+    from demo_core.decoding.search import _Recorder
 
     rec = _Recorder(alternatives=2, track_history=True)
     generator = torch.Generator().manual_seed(0)

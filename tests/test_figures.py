@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from demo_core.decoding import Hypothesis
+from demo_core.decoding.search import Hypothesis
 from demo_core.figures import (attention_heatmap, attention_matrix, cell_px, confidence_strip, heads_grid, layer_heads,
                                 view_title)
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from demo_core.metrics import edit_distance, lead, lead_baseline, score
-from demo_core.phonemes import arpabet_to_ipa, ipa_string
+from demo_core.tasks.metrics import edit_distance, lead, lead_baseline, score
+from demo_core.tasks.phonemes import arpabet_to_ipa, ipa_string
 
 
 def test_bleu_single_references_unchanged_by_list_form():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models, read_metrics
-from demo_core.decoding import DecodeConfig
-from demo_core.inference import ModelRegistry
+from demo_core.decoding.search import DecodeConfig
+from demo_core.pipeline import ModelRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from demo_core import app_logic as logic
-from demo_core import speech
-from demo_core.inference import InputError, ModelRegistry
-from demo_core.phonemes import ARPABET_TO_ESPEAK, ARPABET_TO_IPA, VOWELS as VOWEL_SET, phone_to_ipa
+from demo_core.serving import catalogue as logic
+from demo_core.tasks import speech
+from demo_core.pipeline import InputError, ModelRegistry
+from demo_core.tasks.phonemes import ARPABET_TO_ESPEAK, ARPABET_TO_IPA, VOWELS as VOWEL_SET, phone_to_ipa
 
 VOWELS = sorted(VOWEL_SET)
 CONSONANTS = sorted(set(ARPABET_TO_IPA) - VOWEL_SET)

@@ -13,8 +13,8 @@ import re
 import pytest
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models
-from demo_core.decoding import DecodeConfig
-from demo_core.inference import ModelRegistry
+from demo_core.decoding.search import DecodeConfig
+from demo_core.pipeline import ModelRegistry
 
 ENTRIES = [e for e in find_models(DEFAULT_ROOT) if e.available]
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -91,7 +91,7 @@ def test_non_dates_get_a_best_effort_output(registry, model_id, text):
 @pytest.mark.parametrize("model_id", models(task="g2p"))
 def test_pronunciation_drops_silent_letters(registry, model_id):
     """"knight" starts with N (silent k), and every output token is an ARPAbet phone."""
-    from demo_core.phonemes import ARPABET_TO_IPA
+    from demo_core.tasks.phonemes import ARPABET_TO_IPA
 
     translator = registry.get(model_id)
     phones = translator.run("knight", BEAM).best.text.split()

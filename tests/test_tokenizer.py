@@ -2,7 +2,7 @@
 
 import pytest
 
-from demo_core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, normalize_text, train_sentencepiece
+from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, normalize_text, train_sentencepiece
 from tests.conftest import synthetic_corpus
 
 

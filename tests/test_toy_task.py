@@ -2,7 +2,7 @@
 
 import pytest
 
-from demo_core.toy import alignment_accuracy, toy_sources
+from demo_core.tasks.toy import alignment_accuracy, toy_sources
 
 
 @pytest.mark.parametrize("kind", ["additive", "dot", "general"])

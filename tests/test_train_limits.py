@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from demo_core import train
+from demo_core.training import loop as train
 
 # Char vocabularies hold 256 byte-fallback pieces and 4 specials besides the characters.
 TINY_DATES = {

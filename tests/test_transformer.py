@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from demo_core.checkpoint import load_model_dir, save_checkpoint
-from demo_core.data import collate, pad
-from demo_core.decoding import DecodeConfig, beam_search, decode, greedy_search, sample
-from demo_core.models import build_model, count_parameters
-from demo_core.tokenizer import BOS_ID, PAD_ID, train_sentencepiece
-from demo_core.toy import VOCAB, alignment_accuracy, toy_sources, train_toy
-from demo_core.transformer import CACHE_CAPACITY, TransformerConfig, TransformerSeq2Seq
+from demo_core.tasks.datasets import collate, pad
+from demo_core.decoding.search import DecodeConfig, beam_search, decode, greedy_search, sample
+from demo_core.models.registry import build_model, count_parameters
+from demo_core.text.tokenizer import BOS_ID, PAD_ID, train_sentencepiece
+from demo_core.tasks.toy import VOCAB, alignment_accuracy, toy_sources, train_toy
+from demo_core.models.transformer import CACHE_CAPACITY, TransformerConfig, TransformerSeq2Seq
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(d_model=32, n_heads=4, enc_layers=2, dec_layers=2, d_ff=64, max_positions=64)

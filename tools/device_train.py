@@ -182,7 +182,7 @@ def estimate(configs: list[Path]) -> None:
     bound) and how many return trips they would take together."""
     sys.path.insert(0, str(REPO))
     import torch  # here, not at the top: training and --fetch need no torch in this process
-    from demo_core.models import build_model, count_parameters
+    from demo_core.models.registry import build_model, count_parameters
 
     sizes = {}
     for config in configs:

@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from demo_core import dates
-from demo_core.textnorm import to_simplified
-from demo_core.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from demo_core.tasks import dates
+from demo_core.text.normalize import to_simplified
+from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Pair = tuple[str, str]
 Options = dict[str, Any]

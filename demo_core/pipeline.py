@@ -20,10 +20,10 @@ from torch import nn
 from demo_core.checkpoint import (
     CPU_WEIGHTS, DEFAULT_ROOT, CheckpointError, find_models, load_model_dir, quantize_for_cpu,
 )
-from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
-from demo_core.data import pad
-from demo_core.task_input import input_problem
-from demo_core.tokenizer import EOS_ID, Tokenizer, normalize_text
+from demo_core.decoding.search import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
+from demo_core.tasks.datasets import pad
+from demo_core.tasks.input_checks import input_problem
+from demo_core.text.tokenizer import EOS_ID, Tokenizer, normalize_text
 
 MAX_INPUT_CHARS = 1000
 DEFAULT_MAX_SOURCE_TOKENS = 200

@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from demo_core.rnn import RNNConfig, RNNSeq2Seq
-from demo_core.transformer import TransformerConfig, TransformerSeq2Seq
+from demo_core.models.rnn import RNNConfig, RNNSeq2Seq
+from demo_core.models.transformer import TransformerConfig, TransformerSeq2Seq
 
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "rnn": (RNNConfig, RNNSeq2Seq),

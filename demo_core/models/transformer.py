@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.tokenizer import PAD_ID
-from demo_core.transformer_fast import PackedDecoder, PackedEncoder, grow_cache
+from demo_core.text.tokenizer import PAD_ID
+from demo_core.models.transformer_fast import PackedDecoder, PackedEncoder, grow_cache
 
 Tensors = dict[str, torch.Tensor]
 State = dict[str, torch.Tensor | int]

@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 import torch
 
 from demo_core.checkpoint import ModelEntry, read_metrics
-from demo_core.decoding import DecodeConfig
+from demo_core.decoding.search import DecodeConfig
 from demo_core.report import decoding_label, headline
 from demo_core.figures import confidence_strip, heads_grid, layer_heads, view_title, weights_heatmap
-from demo_core.inference import DecodeResult, InputError, ModelRegistry, Translator
-from demo_core.phonemes import ipa_string
-from demo_core import speech
+from demo_core.pipeline import DecodeResult, InputError, ModelRegistry, Translator
+from demo_core.tasks.phonemes import ipa_string
+from demo_core.tasks import speech
 
 GROUPS = ("Translation", "Speech", "Summarisation", "Dates")  # the task menu's order
 STRATEGY_LABELS = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}

@@ -15,7 +15,7 @@ from typing import Iterable
 
 import sentencepiece as spm
 
-from demo_core.textnorm import get_normalizer
+from demo_core.text.normalize import get_normalizer
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from demo_core.attention import build_attention
-from demo_core.tokenizer import PAD_ID
+from demo_core.models.attention import build_attention
+from demo_core.text.tokenizer import PAD_ID
 
 Tensors = dict[str, torch.Tensor]
 

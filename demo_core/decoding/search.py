@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from demo_core.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_BEAM = 16

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo_core.phonemes import ARPABET_TO_ESPEAK, VOWELS
+from demo_core.tasks.phonemes import ARPABET_TO_ESPEAK, VOWELS
 
 VOICE = "en-us"  # CMUdict transcribes General American
 MAX_PHONES = 60  # longer outputs are not a word; refuse rather than speak noise

@@ -1,0 +1,488 @@
+"""Train a model from a JSON config; resumable, with early stopping on the task metric.
+
+    python -m demo_core.train configs/de-en-rnn-bahdanau.json --data-dir ../shared/data
+
+Every epoch writes ``<run-dir>/state.safetensors`` (fp32 weights and Adam moments) and
+``state.json``; run the same command again to resume. The best epoch on the validation
+metric is exported (fp16) to ``<run-dir>/best/`` and, when training ends, to
+``checkpoints/<id>/``. ``train_log.csv`` records the curve.
+
+``--time-limit MINUTES`` stops after the epoch that the next one would push past the limit
+(state saved, best exported), so several jobs can share a fixed slot of machine time.
+
+``--export last`` ships the latest epoch instead of the best one by the (greedy) validation
+metric: once the learning rate has decayed, the last weights can score higher with beam search
+on validation than a lucky greedy peak did (``python -m demo_core.evaluate --split valid``).
+
+Checkpoint averaging is part of the command when the config asks for it: with
+``training.average_last`` N > 1, every epoch also keeps its weights in ``<run-dir>/epochs/``
+(the last N only), and when training ends the mean of the last N epochs' weights is scored on
+validation like an epoch; it is shipped when it beats the best single epoch, which is shipped
+otherwise. The Transformer's weights wander around a minimum between epochs; their mean sits
+nearer its centre (Vaswani et al., 2017, averaged the last 5 to 20 checkpoints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from demo_core.tasks import datasets as data
+from demo_core.checkpoint import DEFAULT_ROOT, save_checkpoint
+from demo_core.decoding.search import DecodeConfig
+from demo_core.pipeline import Translator
+from demo_core.tasks.metrics import score
+from demo_core.models.registry import build_model, count_parameters
+from demo_core.text.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``training`` section of a config."""
+
+    max_tokens: int = 3000  # padded tokens per batch
+    lr: float = 1e-3
+    warmup_steps: int = 800
+    max_epochs: int = 40
+    patience: int = 6  # epochs without a better validation metric before stopping
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    weight_decay: float = 0.0
+    seed: int = 1
+    max_train_len: int = 100  # drop training pairs longer than this many tokens
+    valid_max_len_a: float = 1.5
+    stop_at: float | None = None  # stop once the validation metric reaches this (e.g. 100% exact match)
+    plateau_factor: float = 1.0  # multiply the learning rate by this after each epoch that does not improve (1: never)
+    average_last: int = 1  # at the end, also try the mean weights of the last N epochs (1: never)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    for key in ("id", "task", "dataset", "source_lang", "target_lang", "architecture", "model", "tokenizer"):
+        if key not in cfg:
+            raise ValueError(f"{path}: config lacks {key!r}")
+    return cfg
+
+
+def settings_from(cfg: dict[str, Any]) -> TrainSettings:
+    known = {f.name for f in fields(TrainSettings)}
+    section = cfg.get("training", {})
+    unknown = set(section) - known
+    if unknown:
+        raise ValueError(f"training section has unknown fields {sorted(unknown)}")
+    return TrainSettings(**section)
+
+
+def build_tokenizers(cfg: dict[str, Any], train_pairs: list[data.Pair], run_dir: Path) -> tuple[Tokenizer, Tokenizer, dict[str, str]]:
+    """Train (or reuse from run_dir) the SentencePiece model(s) named by the config."""
+    tok = cfg["tokenizer"]
+    model_type = tok.get("model_type", "unigram")
+    if tok.get("joint", False):
+        path = run_dir / "joint.spm.model"
+        if not path.exists():
+            sents = [s for s, _ in train_pairs] + [t for _, t in train_pairs]
+            train_sentencepiece(sents, path, tok["vocab_size"], model_type, tok.get("character_coverage", 1.0))
+        norm = {side: tok.get(f"{side}_normalizer") for side in ("source", "target")}
+        return Tokenizer(path, norm["source"]), Tokenizer(path, norm["target"]), {"source": path.name, "target": path.name}
+    paths = {"source": run_dir / "source.spm.model", "target": run_dir / "target.spm.model"}
+    for side, idx in (("source", 0), ("target", 1)):
+        if not paths[side].exists():
+            sents = [p[idx] for p in train_pairs]
+            train_sentencepiece(
+                sents, paths[side], tok[f"{side}_vocab"], tok.get(f"{side}_model_type", model_type),
+                tok.get("character_coverage", 1.0),
+            )
+    return (Tokenizer(paths["source"], tok.get("source_normalizer")), Tokenizer(paths["target"], tok.get("target_normalizer")),
+            {k: v.name for k, v in paths.items()})
+
+
+def lr_at(step: int, s: TrainSettings, scale: float = 1.0) -> float:
+    """Linear warm-up, then inverse square-root decay; times ``scale`` (``plateau_factor`` so far)."""
+    step = max(step, 1)
+    if step < s.warmup_steps:
+        return scale * s.lr * step / s.warmup_steps
+    return scale * s.lr * math.sqrt(s.warmup_steps / step)
+
+
+def save_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
+    """Resumable state: weights and Adam moments (safetensors) + counters (JSON), written atomically.
+
+    Tied weights (one embedding table for source, target and output) appear under several
+    names in the state dict; safetensors refuses tensors that share memory, so each name
+    gets its own copy (loading writes the same values back into the one shared table).
+    """
+    tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
+    for idx, st in opt.state_dict()["state"].items():
+        for name, value in st.items():
+            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+    tmp = run_dir / "state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(run_dir / "state.safetensors")
+    (run_dir / "state.json.tmp").write_text(json.dumps(info, indent=2))
+    (run_dir / "state.json.tmp").replace(run_dir / "state.json")
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as separate CPU tensors (tied weights copied under each name)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def keep_snapshot(run_dir: Path, model: torch.nn.Module, epoch: int, keep: int) -> None:
+    """Save ``epoch``'s fp32 weights to ``<run_dir>/epochs/<epoch>.safetensors`` and delete the
+    snapshots of epochs before the last ``keep`` (``average_last``)."""
+    folder = run_dir / "epochs"
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f"{epoch}.safetensors.tmp"
+    save_file(model_tensors(model), str(tmp))
+    tmp.replace(folder / f"{epoch}.safetensors")
+    for old in folder.glob("*.safetensors"):
+        if old.stem.isdigit() and int(old.stem) <= epoch - keep:
+            old.unlink()
+
+
+def averaged_weights(run_dir: Path, epochs: list[int]) -> dict[str, torch.Tensor] | None:
+    """The element-wise mean of the snapshots of ``epochs``; None when one of them is missing
+    (a run that began before ``average_last`` was set, or resumed from an older state)."""
+    paths = [run_dir / "epochs" / f"{e}.safetensors" for e in epochs]
+    if not all(p.is_file() for p in paths):
+        return None
+    total = {k: v.double() for k, v in load_file(str(paths[0])).items()}
+    for path in paths[1:]:
+        for k, v in load_file(str(path)).items():
+            total[k] += v.double()
+    return {k: (v / len(paths)).float() for k, v in total.items()}
+
+
+def load_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+    if not (run_dir / "state.json").exists():
+        return None
+    tensors = load_file(str(run_dir / "state.safetensors"))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state = opt.state_dict()
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            states.setdefault(int(idx), {})[name] = value
+    opt_state["state"] = states
+    opt.load_state_dict(opt_state)
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays:
+    1.25x faster training steps for the Transformer configs (1.7x at width 256), 1.5x for the
+    RNN on the project's 2-core AMD EPYC (``python benchmarks/bench_training.py``); elsewhere
+    bf16 would be emulated."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        name = names[0] if names else name
+    return f"CPU: {name}, {torch.get_num_threads()} thread(s)"
+
+
+CARD_TEXT = ("display_name", "description", "task_label", "group", "menu_order", "examples", "example_notes", "data",
+             "decode_defaults")  # what a card may say differently after training: words for the reader, defaults
+
+
+def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:
+    """The config.json shipped with the weights."""
+    keep = ("id", "display_name", "description", "task", "task_label", "group", "source_lang", "target_lang",
+            "architecture", "examples", "example_notes", "menu_order", "data", "max_source_tokens", "decode_defaults",
+            "dataset", "dataset_options", "splits", "metric")
+    card = {k: cfg[k] for k in keep if k in cfg}
+    card["model"] = model_cfg
+    card["tokenizer"] = dict(tok_files, **{k: v for k, v in cfg["tokenizer"].items() if k.endswith("_normalizer")})
+    return card
+
+
+def evaluate_valid(translator: Translator, items: list[tuple[str, list[str]]], metric: str, s: TrainSettings) -> tuple[float, dict[str, Any]]:
+    """Greedy-decode each validation source once and score it against all its references."""
+    # The decoders build their tensors (padded sources, BOS tokens) with the factory default
+    # device; on a GPU that must be the model's device, or the first lookup fails.
+    with next(translator.model.parameters()).device:
+        hyps = translator.translate_batch([src for src, _ in items], DecodeConfig(strategy="greedy", max_len_a=s.valid_max_len_a, alternatives=1))
+    return score(metric, hyps, [refs for _, refs in items])
+
+
+def metric_reached(best: float, s: TrainSettings) -> bool:
+    """True once the best validation metric reached ``stop_at``: no later epoch can do better."""
+    return s.stop_at is not None and best >= s.stop_at
+
+
+def out_of_time(started: float, last_epoch_seconds: float | None, time_limit: float | None) -> bool:
+    """Whether another epoch as long as the last one would end past ``time_limit`` minutes after ``started``."""
+    if time_limit is None or last_epoch_seconds is None:
+        return False
+    return time.time() - started + last_epoch_seconds > time_limit * 60
+
+
+def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, device_name: str,
+          max_epochs: int | None = None, limit: int | None = None, time_limit: float | None = None,
+          amp: bool = True, export_epoch: str = "best") -> Path:
+    """Train (or resume) the model of ``config_path``; returns the exported model folder.
+
+    ``limit`` keeps only the first ``limit`` training and validation pairs (smoke tests).
+    ``time_limit`` (minutes of wall time for this call) ends training early, as patience would.
+    ``amp`` runs the forward pass under bf16 autocast on CUDA, and on a CPU that has native
+    bf16 products (``cpu_has_bf16``); the loss, gradients, weights and Adam moments stay fp32.
+    ``export_epoch`` "last" exports the latest epoch (scored on validation again) instead of the best.
+    """
+    if export_epoch not in ("best", "last"):
+        raise ValueError(f"export_epoch must be 'best' or 'last', got {export_epoch!r}")
+    started = time.time()
+    cfg = load_config(config_path)
+    s = settings_from(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device_name)
+    torch.manual_seed(s.seed)
+    splits = cfg.get("splits", {"train": "train", "valid": "val"})
+    load = lambda split: data.load_pairs(cfg["dataset"], data_dir, split, cfg["source_lang"], cfg["target_lang"],  # noqa: E731
+                                         cfg.get("dataset_options"))
+    train_pairs, valid_pairs = load(splits["train"])[:limit], load(splits["valid"])[:limit]
+    # The metric sees each validation source once with all its references (G2P: every pronunciation).
+    valid_refs = data.group_references(valid_pairs, data.DATASETS[cfg["dataset"]].multi_reference)
+    src_tok, tgt_tok, tok_files = build_tokenizers(cfg, train_pairs, run_dir)
+    model_cfg = dict(cfg["model"], src_vocab=src_tok.vocab_size, tgt_vocab=tgt_tok.vocab_size)
+    model = build_model(cfg["architecture"], model_cfg).to(device)
+    n_params = count_parameters(model)
+
+    def score_valid() -> tuple[float, dict[str, Any]]:
+        """The model as it is now, greedy-decoding the validation split: (metric, all values)."""
+        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
+        return evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
+
+    def export_now(folder: Path, epoch: int, metric: float, values: dict[str, Any], **extra: Any) -> None:
+        """Export the model as it is now (not the best epoch) to ``folder``, scored ``metric`` on validation."""
+        export(model, folder, cfg, model_cfg, tok_files, run_dir,
+               dict(info, best=metric, best_epoch=epoch, best_values=values, **extra), n_params, device, use_amp)
+
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=s.weight_decay)
+    info = load_state(run_dir, model, opt) or {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "train_seconds": 0.0}
+    if info["epoch"]:
+        print(f"resuming {cfg['id']} after epoch {info['epoch']} (best {info['best']:.2f} at epoch {info['best_epoch']})", file=sys.stderr)
+    examples = [(src_tok.encode(a), tgt_tok.encode(b)) for a, b in train_pairs]
+    examples = [e for e in examples if 0 < len(e[0]) <= s.max_train_len and 0 < len(e[1]) <= s.max_train_len]
+    log_path = run_dir / "train_log.csv"
+    if not log_path.exists():
+        log_path.write_text("epoch,step,train_loss,valid_loss,valid_metric,lr,epoch_seconds,tokens_per_second\n")
+    use_amp = amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
+    print(f"{cfg['id']}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}"
+          f"{', bf16 autocast' if use_amp else ''}", file=sys.stderr)
+    last_epoch = max_epochs or s.max_epochs
+    epoch_wall: float | None = None  # the last epoch of this call, validation and saving included
+    while info["epoch"] < last_epoch and info["bad_epochs"] < s.patience and not metric_reached(info["best"], s):
+        if out_of_time(started, epoch_wall, time_limit):
+            print(f"stopped by the time limit ({time_limit:g} min) after epoch {info['epoch']}: "
+                  f"{time.time() - started:.0f} s used, another epoch would pass it", file=sys.stderr)
+            break
+        epoch = info["epoch"] + 1
+        torch.manual_seed(s.seed * 1000 + epoch)
+        batches = data.token_batches(examples, s.max_tokens, shuffle=True, seed=s.seed * 1000 + epoch)
+        model.train()
+        start = time.time()
+        total_loss, total_tokens = 0.0, 0
+        bar = tqdm(data.iterate(examples, batches), total=len(batches), desc=f"epoch {epoch}", file=sys.stderr, mininterval=5)
+        for src, tgt_in, tgt_out in bar:
+            src, tgt_in, tgt_out = src.to(device), tgt_in.to(device), tgt_out.to(device)
+            info["step"] += 1
+            for group in opt.param_groups:
+                group["lr"] = lr_at(info["step"], s, info.get("lr_scale", 1.0))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(src, tgt_in)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, label_smoothing=s.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_norm)
+            opt.step()
+            n_tok = int((tgt_out != PAD_ID).sum())
+            total_loss += loss.item() * n_tok
+            total_tokens += n_tok
+            bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{total_tokens / (time.time() - start):.0f}", refresh=False)
+        bar.close()
+        seconds = time.time() - start
+        lr_used = lr_at(info["step"], s, info.get("lr_scale", 1.0))  # at the epoch's last step
+        valid_loss = validation_loss(model, valid_pairs, src_tok, tgt_tok, s, device)
+        metric, values = score_valid()
+        info["train_seconds"] += seconds
+        info["epoch"] = epoch
+        improved = metric > info["best"]
+        if improved:
+            info.update(best=metric, best_epoch=epoch, bad_epochs=0, best_values=values)
+            export(model, run_dir / "best", cfg, model_cfg, tok_files, run_dir, info, n_params, device, use_amp)
+        else:
+            info["bad_epochs"] += 1
+            info["lr_scale"] = info.get("lr_scale", 1.0) * s.plateau_factor  # from the next epoch on
+        with log_path.open("a") as f:
+            csv.writer(f).writerow([epoch, info["step"], f"{total_loss / max(total_tokens, 1):.4f}", f"{valid_loss:.4f}",
+                                    f"{metric:.2f}", f"{lr_used:.6g}", f"{seconds:.0f}", f"{total_tokens / seconds:.0f}"])
+        save_state(run_dir, model, opt, info)
+        if s.average_last > 1:
+            keep_snapshot(run_dir, model, epoch, s.average_last)
+        print(f"epoch {epoch}: train loss {total_loss / max(total_tokens, 1):.3f}, valid loss {valid_loss:.3f}, "
+              f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
+        epoch_wall = time.time() - start
+    target = export_root / cfg["id"]
+    best, label = run_dir / "best", f"epoch {info['best_epoch']} (best)"
+    if export_epoch == "last" and info["epoch"]:
+        metric, values = score_valid()
+        best, label = run_dir / "last", f"epoch {info['epoch']} (last)"
+        export_now(best, info["epoch"], metric, values)
+        print(f"{label} scores {metric:.2f} on validation; exporting it", file=sys.stderr)
+    elif s.average_last > 1 and info["epoch"]:
+        epochs = list(range(max(info["epoch"] - s.average_last + 1, 1), info["epoch"] + 1))
+        weights = averaged_weights(run_dir, epochs)
+        if weights is None:
+            print(f"no snapshots of epochs {epochs[0]}-{epochs[-1]} to average; shipping the best epoch", file=sys.stderr)
+        else:
+            model.load_state_dict(weights)
+            metric, values = score_valid()
+            mean = f"the mean of epochs {epochs[0]}-{epochs[-1]}"
+            print(f"{mean} scores {metric:.2f} on validation, the best epoch ({info['best_epoch']}) {info['best']:.2f}",
+                  file=sys.stderr)
+            if metric > info["best"]:
+                best, label = run_dir / "averaged", mean
+                export_now(best, epochs[-1], metric, values, averaged_epochs=[epochs[0], epochs[-1]])
+    if best.exists():
+        fresh = load_config(config_path)  # the card's words as the config says them now
+        card = model_card(dict(cfg, **{k: fresh[k] for k in CARD_TEXT if k in fresh}), model_cfg, tok_files)
+        ship(best, target, card, log_path, label)
+    return target
+
+
+def ship(folder: Path, target: Path, card: dict[str, Any], log_path: Path, label: str) -> None:
+    """Copy the exported ``folder`` to ``target`` with ``card`` as its config.json and the whole
+    training curve.
+
+    The card's words come from the config file as it is when training ends, since a long run
+    may see it edited. When ``target`` holds the same weights already, only its card is
+    replaced: the metrics ``evaluate`` measured on those weights stay.
+    """
+    (folder / "config.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if same_weights(folder, target):
+        shutil.copyfile(folder / "config.json", target / "config.json")
+        print(f"{label} is already in {target}: its card was refreshed, its metrics.json kept", file=sys.stderr)
+        return
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(folder, target)
+    shutil.copyfile(log_path, target / "train_log.csv")
+    print(f"exported {label} to {target}", file=sys.stderr)
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """True when folders a and b hold model.safetensors files with the same tensors and metadata.
+
+    Tensors and metadata are compared, not bytes: safetensors writes the metadata's keys in an
+    order that changes from one process to the next, so two exports of the same weights can
+    differ byte for byte."""
+    fa, fb = a / "model.safetensors", b / "model.safetensors"
+    if not (fa.is_file() and fb.is_file()):
+        return False
+    with safe_open(str(fa), "pt") as x, safe_open(str(fb), "pt") as y:
+        if x.metadata() != y.metadata() or set(x.keys()) != set(y.keys()):
+            return False
+        for key in x.keys():
+            ta, tb = x.get_tensor(key), y.get_tensor(key)
+            if ta.dtype != tb.dtype or not torch.equal(ta, tb):
+                return False
+    return True
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, pairs: list[data.Pair], src_tok: Tokenizer, tgt_tok: Tokenizer,
+                    s: TrainSettings, device: torch.device) -> float:
+    """Token-level cross-entropy (no smoothing) on the validation pairs."""
+    model.eval()
+    examples = [(src_tok.encode(a), tgt_tok.encode(b)) for a, b in pairs]
+    total, count = 0.0, 0
+    for src, tgt_in, tgt_out in data.iterate(examples, data.token_batches(examples, s.max_tokens, shuffle=False)):
+        logits = model(src.to(device), tgt_in.to(device)).float()
+        tgt_out = tgt_out.to(device)
+        total += F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, reduction="sum").item()
+        count += int((tgt_out != PAD_ID).sum())
+    return total / max(count, 1)
+
+
+def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str],
+           run_dir: Path, info: dict[str, Any], n_params: int, device: torch.device, amp: bool = False) -> None:
+    metrics = {
+        "valid": {"split": cfg.get("splits", {}).get("valid", "val"), "decoding": "greedy", **info.get("best_values", {})},
+        "parameters": n_params,
+        "epochs_trained": info["epoch"],
+        "best_epoch": info["best_epoch"],
+        **({"averaged_epochs": info["averaged_epochs"]} if "averaged_epochs" in info else {}),
+        "training_seconds": round(info["train_seconds"], 1),
+        "hardware": hardware(device),
+        "training_precision": "bf16 autocast, fp32 weights" if amp else "fp32",
+        "date": dt.date.today().isoformat(),
+        "commit": git_commit(),
+        "train_command": f"python -m demo_core.train configs/{cfg['id']}.json --data-dir ../shared/data",
+    }
+    save_checkpoint(model, out_dir, model_card(cfg, model_cfg, tok_files),
+                    {name: run_dir / name for name in set(tok_files.values())}, metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path, help="training config (configs/<id>.json)")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--run-dir", type=Path, default=None, help="state and logs (default runs/<id>)")
+    parser.add_argument("--export-root", type=Path, default=DEFAULT_ROOT, help="where the best model is exported")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--max-epochs", type=int, default=None, help="stop after this epoch (resume later)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N pairs of each split (smoke test)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop after the epoch that the next would push past this many minutes (resume later)")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (CUDA, or a CPU with native bf16)")
+    parser.add_argument("--export", choices=("best", "last"), default="best",
+                        help="ship the best epoch by the validation metric (default) or the latest one")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    run_dir = args.run_dir or REPO / "runs" / cfg["id"]
+    train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit, args.time_limit,
+          amp=not args.fp32, export_epoch=args.export)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,32 +12,38 @@ The API has two endpoints:
     client.predict("Zwei Hunde spielen im Schnee.", "de-en-rnn-bahdanau", "greedy",
                    "de-en-rnn-bahdanau", "beam", api_name="/compare")  # {"a": ..., "b": ...}
 
-This file only wires components to ``demo_core.app_logic``; no model or plotting code lives here.
+``build_demo(registry)`` builds the page for any set of models; the module-level ``demo`` is
+the one Hugging Face Spaces serves. The decoding controls, the endpoints' parameters and their
+defaults all come from ``demo_core.decoding.OPTIONS`` and are wired by name. This file only
+wires components to ``demo_core.serving``; no model or plotting code lives here.
 """
 
+from __future__ import annotations
+
 import html
+import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
 import torch
 
-from demo_core.serving import catalogue as logic
-from demo_core.serving.explanations import explanation
+from demo_core.decoding import OPTION, OPTIONS, Option
+from demo_core.decoding.config import STRATEGY_LABELS
 from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
+from demo_core.serving import catalogue, pronunciation, views
+from demo_core.serving.explanations import explanation
+from demo_core.serving.requests import (
+    COMPARE_SHARED, compare_options, compare_request, decode_defaults, decode_request, prepare_request,
+)
 
 # One decode is a chain of tiny matrix products: extra intra-op threads only add hand-over
 # cost, and on a shared 2-core machine they made a greedy run ~20x slower (measured).
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
 
-REGISTRY = ModelRegistry()
-DEFAULT_MODEL = logic.default_model(REGISTRY)
-DEFAULT_CARD = logic.card_of(REGISTRY, DEFAULT_MODEL)
-DEFAULTS = logic.decode_defaults(REGISTRY, DEFAULT_MODEL)
-COMPARE_A, COMPARE_STRATEGY_A, COMPARE_B, COMPARE_STRATEGY_B = logic.compare_defaults(REGISTRY)
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate")
 CSS = """
@@ -50,6 +56,8 @@ CSS = """
 }
 #summary p, .compare-summary p { color: var(--body-text-color-subdued); margin: 0; }
 """
+STRATEGY_CHOICES = [(label, key) for key, label in STRATEGY_LABELS.items()]
+PRIVATE = dict(api_visibility="private")
 
 
 @contextmanager
@@ -66,155 +74,201 @@ def user_errors(for_page: bool = False) -> Iterator[None]:
         raise gr.Error(message, print_exception=False) from exc
 
 
-def generate(
-    text: str,
-    model: str = DEFAULT_MODEL or "",
-    strategy: str = "greedy",
-    beam_size: int = 5,
-    length_penalty: float = 1.0,
-    n_best: int | None = None,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = 0,
-    num_samples: int = 1,
-    max_len: int | None = None,
-    no_repeat_ngram: int = 0,
-    repetition_penalty: float = 1.0,
-) -> dict:
-    """Decode ``text`` with ``model``; strategy is greedy, beam or sample.
+def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], options: list[Option],
+             run: Callable[[dict[str, Any]], dict]) -> Callable[..., dict]:
+    """An API function whose parameters are ``leading`` (name -> (type, default)) and then
+    ``options`` with their own defaults, so ``gr.api`` shows exactly those; ``run`` gets every
+    argument by name."""
+    params = [inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+              for key, (kind, default) in leading.items()]
+    params += [inspect.Parameter(opt.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt.default,
+                                 annotation=opt.kind | None if opt.blank == "none" else opt.kind) for opt in options]
+    signature = inspect.Signature(params, return_annotation=dict)
 
-    Returns the source pieces, the best text and every hypothesis (n-best list or samples) with
-    its pieces, scores, token probabilities and attention [T, layers, heads, S].
-    """
-    settings = logic.Settings(
-        strategy=strategy, beam_size=beam_size, length_penalty=length_penalty, n_best=n_best,
-        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, num_samples=num_samples,
-        max_len=max_len, no_repeat_ngram=no_repeat_ngram, repetition_penalty=repetition_penalty,
-    )
-    with user_errors():
-        return logic.api_json(REGISTRY, logic.decode_request(REGISTRY, text, model, settings))
+    def call(*args: Any, **kwargs: Any) -> dict:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return run(dict(bound.arguments))
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = doc
+    call.__signature__ = signature  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": dict}
+    return call
 
 
-def check(text: str, model: str, *controls: Any) -> None:
-    """Reject bad input before the run, so the page shows a message and keeps its last result."""
-    with user_errors(for_page=True):
-        logic.prepare_request(REGISTRY, text, model, logic.Settings(*controls))
+def option_control(opt: Option, value: Any, elem_id: str, **layout: Any) -> gr.components.Component:
+    """The page's control for a decoding option: a radio for choices, a number box for a seed
+    (any whole number, blank = random), else a slider over the option's page range."""
+    if opt.choices is not None:
+        return gr.Radio(STRATEGY_CHOICES if opt.name == "strategy" else list(opt.choices), value=value,
+                        label=opt.label, elem_id=elem_id, **layout)
+    if opt.page is None:
+        return gr.Number(value, precision=0 if opt.kind is int else None, label=opt.label, info=None,
+                         elem_id=elem_id, **layout)
+    low, high, step = opt.page
+    high = layout.pop("maximum", high)
+    return gr.Slider(low, high, value=value, step=step, label=opt.label, elem_id=elem_id, **layout)
 
 
-def explore(text: str, model: str, *controls: Any) -> tuple:
-    """The page's run: decode, then fill the output, tables, selectors and figures."""
-    with user_errors(for_page=True):
-        result = logic.decode_request(REGISTRY, text, model, logic.Settings(*controls))
-    layers, heads = logic.view_choices(result)
-    several = len(result.hypotheses) > 1
-    label = "Samples" if result.config.strategy == "sample" else "N-best list"
-    heatmap, strip = logic.figures(result, 0, layers[-1][1], logic.AVERAGE_HEADS)
-    has_encoder = result.encoder_attention is not None
-    return (
-        result.best.text,
-        *speech_outputs(result, 0),
-        logic.summary(result),
-        gr.update(value=logic.hypothesis_rows(result), visible=several, label=f"{label} (click a row to see its attention)"),
-        gr.update(choices=logic.hypothesis_choices(result), value=0, visible=several),
-        gr.update(value=logic.CROSS, visible=has_encoder),
-        gr.update(visible=not has_encoder),
-        gr.update(choices=layers, value=layers[-1][1], visible=len(layers) > 1),
-        gr.update(choices=heads, value=logic.AVERAGE_HEADS, visible=len(heads) > 3),
-        heatmap,
-        strip,
-        result,
-    )
+class Page:
+    """The handlers behind one page and its API, over one model registry."""
 
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self.default_model = catalogue.default_model(registry)
+        self.compare_a, self.compare_strategy_a, self.compare_b, self.compare_strategy_b = catalogue.compare_defaults(registry)
+        self.controls: dict[str, gr.components.Component] = {}  # option name -> Explore control
+        self.shared_controls: dict[str, gr.components.Component] = {}  # option name -> Compare control
+        self.generate = endpoint(
+            "generate",
+            "Decode ``text`` with ``model``; strategy is greedy, beam or sample.\n\nReturns the source pieces, the best "
+            "text and every hypothesis (n-best list or samples) with its pieces, scores, token probabilities and "
+            "attention [T, layers, heads, S].",
+            {"text": (str, inspect.Parameter.empty), "model": (str, self.default_model or "")},
+            list(OPTIONS), self._generate)
+        self.compare = endpoint(
+            "compare",
+            "Decode ``text`` with model A / strategy A and with model B / strategy B (same source language).\n\nThe "
+            "beam and sampling options apply to both sides; sampling draws one sample. Returns ``{\"a\": ..., \"b\": "
+            "...}``, each what ``/generate`` returns for that side.",
+            {"text": (str, inspect.Parameter.empty), "model_a": (str, self.compare_a or ""),
+             "strategy_a": (str, self.compare_strategy_a), "model_b": (str, self.compare_b or ""),
+             "strategy_b": (str, self.compare_strategy_b)},
+            [OPTION[name] for name in COMPARE_SHARED], self._compare)
 
-def speech_outputs(result: DecodeResult | None, index: int) -> tuple:
-    """IPA line and audio of hypothesis ``index`` for G2P models; both hidden for other models."""
-    if result is None:
-        return gr.skip(), gr.skip()
-    if not logic.speaks(REGISTRY, result.model_id):
-        return gr.update(value="", visible=False), gr.update(value=None, visible=False)
-    with user_errors(for_page=True):
-        text, audio = logic.pronunciation(result, index)
-    return gr.update(value=text, visible=True), gr.update(value=audio, visible=audio is not None)
+    # --- the API ------------------------------------------------------------------------------
 
+    def _generate(self, args: dict[str, Any]) -> dict:
+        text, model = args.pop("text"), args.pop("model")
+        with user_errors():
+            return pronunciation.api_json(self.registry, decode_request(self.registry, text, model, args))
 
-def redraw(result: DecodeResult | None, index: int, view: str, layer: int, head: int) -> tuple:
-    """Figures for another hypothesis, layer or head of the last result."""
-    if result is None:
-        return gr.skip(), gr.skip()
-    with user_errors(for_page=True):
-        return logic.figures(result, index, layer, head, view)
+    def _compare(self, args: dict[str, Any]) -> dict:
+        shared = {name: args[name] for name in COMPARE_SHARED}
+        with user_errors():
+            a, b = compare_request(self.registry, args["text"], args["model_a"], compare_options(args["strategy_a"], shared),
+                                   args["model_b"], compare_options(args["strategy_b"], shared))
+        return {"a": a.to_json(), "b": b.to_json()}
 
+    # --- Explore --------------------------------------------------------------------------------
 
-def switch_view(result: DecodeResult | None, index: int, view: str, head: int) -> tuple:
-    """Cross-attention or encoder self-attention: the layer menu follows the view's layers."""
-    if result is None:
-        return gr.skip(), gr.skip(), gr.skip()
-    layers, _ = logic.view_choices(result, view)
-    return (gr.update(choices=layers, value=layers[-1][1]), *redraw(result, index, view, layers[-1][1], head))
+    def options(self, values: Mapping[Any, Any]) -> dict[str, Any]:
+        """The Explore controls' values by option name (``values``: component -> value)."""
+        return {name: values[control] for name, control in self.controls.items()}
 
+    def check(self, values: Mapping[Any, Any]) -> None:
+        """Reject bad input before the run, so the page shows a message and keeps its last result."""
+        with user_errors(for_page=True):
+            prepare_request(self.registry, values[self.text], values[self.model], self.options(values))
 
-def pick_row(result: DecodeResult | None, view: str, layer: int, head: int, evt: gr.SelectData) -> tuple:
-    """A click on an n-best / sample row shows that hypothesis's attention."""
-    if result is None:
-        return (gr.skip(),) * 5
-    index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    return (index, *redraw(result, index, view, layer, head), *speech_outputs(result, index))
+    def explore(self, values: Mapping[Any, Any]) -> tuple:
+        """The page's run: decode, then fill the output, tables, selectors and figures."""
+        with user_errors(for_page=True):
+            result = decode_request(self.registry, values[self.text], values[self.model], self.options(values))
+        layers, heads = views.view_choices(result)
+        several = len(result.hypotheses) > 1
+        label = "Samples" if result.config.strategy == "sample" else "N-best list"
+        heatmap, strip = views.figures(result, 0, layers[-1][1], views.AVERAGE_HEADS)
+        has_encoder = result.encoder_attention is not None
+        return (
+            result.best.text,
+            *self.speech_outputs(result, 0),
+            views.summary(result),
+            gr.update(value=views.hypothesis_rows(result), visible=several, label=f"{label} (click a row to see its attention)"),
+            gr.update(choices=views.hypothesis_choices(result), value=0, visible=several),
+            gr.update(value=views.CROSS, visible=has_encoder),
+            gr.update(visible=not has_encoder),
+            gr.update(choices=layers, value=layers[-1][1], visible=len(layers) > 1),
+            gr.update(choices=heads, value=views.AVERAGE_HEADS, visible=len(heads) > 3),
+            heatmap,
+            strip,
+            result,
+        )
 
+    def speech_outputs(self, result: DecodeResult | None, index: int) -> tuple:
+        """IPA line and audio of hypothesis ``index`` for G2P models; both hidden for other models."""
+        if result is None:
+            return gr.skip(), gr.skip()
+        if not pronunciation.speaks(self.registry, result.model_id):
+            return gr.update(value="", visible=False), gr.update(value=None, visible=False)
+        with user_errors(for_page=True):
+            text, audio = pronunciation.pronunciation(result, index)
+        return gr.update(value=text, visible=True), gr.update(value=audio, visible=audio is not None)
 
-def compare(
-    text: str,
-    model_a: str = COMPARE_A or "",
-    strategy_a: str = COMPARE_STRATEGY_A,
-    model_b: str = COMPARE_B or "",
-    strategy_b: str = COMPARE_STRATEGY_B,
-    beam_size: int = 5,
-    length_penalty: float = 1.0,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int | None = 0,
-) -> dict:
-    """Decode ``text`` with model A / strategy A and with model B / strategy B (same source language).
+    def redraw(self, result: DecodeResult | None, index: int, view: str, layer: int, head: int) -> tuple:
+        """Figures for another hypothesis, layer or head of the last result."""
+        if result is None:
+            return gr.skip(), gr.skip()
+        with user_errors(for_page=True):
+            return views.figures(result, index, layer, head, view)
 
-    The beam and sampling settings apply to both sides; sampling draws one sample. Returns
-    ``{"a": ..., "b": ...}``, each what ``/generate`` returns for that side.
-    """
-    shared = (beam_size, length_penalty, temperature, top_p, seed)
-    with user_errors():
-        a, b = logic.compare_request(REGISTRY, text, model_a, logic.compare_settings(strategy_a, *shared),
-                                     model_b, logic.compare_settings(strategy_b, *shared))
-    return {"a": a.to_json(), "b": b.to_json()}
+    def switch_view(self, result: DecodeResult | None, index: int, view: str, head: int) -> tuple:
+        """Cross-attention or encoder self-attention: the layer menu follows the view's layers."""
+        if result is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        layers, _ = views.view_choices(result, view)
+        return (gr.update(choices=layers, value=layers[-1][1]), *self.redraw(result, index, view, layers[-1][1], head))
 
+    def pick_row(self, result: DecodeResult | None, view: str, layer: int, head: int, evt: gr.SelectData) -> tuple:
+        """A click on an n-best / sample row shows that hypothesis's attention."""
+        if result is None:
+            return (gr.skip(),) * 5
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return (index, *self.redraw(result, index, view, layer, head), *self.speech_outputs(result, index))
 
-def check_compare(text: str, model_a: str, strategy_a: str, model_b: str, strategy_b: str, *shared: Any) -> None:
-    """Reject bad Compare input before the runs (the page keeps its last pictures)."""
-    with user_errors(for_page=True):
-        logic.prepare_request(REGISTRY, text, model_a, logic.compare_settings(strategy_a, *shared))
-        logic.prepare_request(REGISTRY, text, model_b, logic.compare_settings(strategy_b, *shared))
+    def show_model(self, model: str | None) -> tuple:
+        """Card summary, examples, explanation, and the card's decoding defaults in the controls."""
+        card = catalogue.card_of(self.registry, model)
+        given = card.decode_defaults if card else {}
+        defaults = decode_defaults(self.registry, model)
+        return (
+            catalogue.model_summary(self.registry, model),
+            gr.Dataset(samples=catalogue.example_rows(self.registry, model)),
+            explanation(card),
+            *(defaults[name] if name in given else gr.skip() for name in self.controls),
+        )
 
+    def choose_task(self, task: str) -> dict:
+        """The model menu lists the models of the chosen task."""
+        choices = catalogue.model_choices(self.registry, task)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-def compare_page(text: str, model_a: str, strategy_a: str, model_b: str, strategy_b: str, *shared: Any) -> tuple:
-    """Both runs' output, score line and heatmap (last layer, average of heads)."""
-    with user_errors(for_page=True):
-        results = logic.compare_request(REGISTRY, text, model_a, logic.compare_settings(strategy_a, *shared),
-                                        model_b, logic.compare_settings(strategy_b, *shared))
-    return tuple(part for r in results for part in (r.best.text, logic.summary(r, compared=True), logic.attention_figure(r)))
+    def pick_example(self, index: int, model: str) -> str:
+        """The clicked example of the current model goes into the input box."""
+        examples = catalogue.examples_of(self.registry, model)
+        return examples[index] if index is not None and 0 <= index < len(examples) else gr.skip()
 
+    # --- Compare --------------------------------------------------------------------------------
 
-def show_model(model: str | None) -> tuple:
-    """Card summary, examples, explanation and the card's decoding defaults for ``model``."""
-    card = logic.card_of(REGISTRY, model)
-    given = card.get("decode_defaults", {})
-    defaults = logic.decode_defaults(REGISTRY, model)
-    keep = gr.skip()
-    return (
-        logic.model_summary(REGISTRY, model),
-        gr.Dataset(samples=logic.example_rows(REGISTRY, model)),
-        explanation(card),
-        defaults.strategy if "strategy" in given else keep,
-        defaults.beam_size if "beam_size" in given else keep,
-        defaults.length_penalty if "length_penalty" in given else keep,
-    )
+    def compare_sides(self, values: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        shared = {name: values[control] for name, control in self.shared_controls.items()}
+        return compare_options(values[self.strategy_a], shared), compare_options(values[self.strategy_b], shared)
+
+    def check_compare(self, values: Mapping[Any, Any]) -> None:
+        """Reject bad Compare input before the runs (the page keeps its last pictures)."""
+        a, b = self.compare_sides(values)
+        with user_errors(for_page=True):
+            prepare_request(self.registry, values[self.compare_text], values[self.model_a], a)
+            prepare_request(self.registry, values[self.compare_text], values[self.model_b], b)
+
+    def compare_page(self, values: Mapping[Any, Any]) -> tuple:
+        """Both runs' output, score line and heatmap (last layer, average of heads)."""
+        a, b = self.compare_sides(values)
+        with user_errors(for_page=True):
+            results = compare_request(self.registry, values[self.compare_text], values[self.model_a], a,
+                                      values[self.model_b], b)
+        return tuple(part for r in results
+                     for part in (r.best.text, views.summary(r, compared=True), views.attention_figure(r)))
+
+    def first_compare(self, values: Mapping[Any, Any]) -> tuple:
+        """The first visit to the Compare tab shows a comparison of its preset input; later visits keep the page."""
+        if values[self.compared]:
+            return (gr.skip(),) * 7
+        try:
+            return (True, *self.compare_page(values))
+        except gr.Error:
+            return (True, *(gr.skip(),) * 6)
 
 
 def show_strategy(strategy: str) -> tuple:
@@ -227,205 +281,186 @@ def limit_n_best(beam_size: int, n_best: int) -> dict:
     return gr.update(maximum=beam_size, value=min(n_best or beam_size, beam_size))
 
 
-def choose_task(task: str) -> dict:
-    """The model menu lists the models of the chosen task."""
-    choices = logic.model_choices(REGISTRY, task)
-    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+def build_demo(registry: ModelRegistry) -> gr.Blocks:
+    """The whole page and its API over ``registry``'s models; ``demo.page`` holds the handlers
+    and the controls by option name."""
+    page = Page(registry)
+    default = page.default_model
+    starts = decode_defaults(registry, default)
+    initial_task = catalogue.task_of(registry.entries[default]) if default else None
+    initial_text = (catalogue.examples_of(registry, default) or [""])[0]
+    with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# Seq2Seq Attention Explorer\n"
+            "Type a sentence, pick a model and a decoding strategy, and see which source tokens the "
+            "model attended to while writing each output token.",
+            elem_id="title",
+        )
+        with gr.Tabs():
+            with gr.Tab("Explore", id="explore", elem_id="explore"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2, min_width=340):
+                        task = gr.Dropdown(catalogue.task_choices(registry), value=initial_task, label="Task", elem_id="task")
+                        page.model = gr.Dropdown(catalogue.model_choices(registry, initial_task), value=default,
+                                                 label="Model", elem_id="model")
+                        model_info = gr.Markdown(catalogue.model_summary(registry, default), elem_id="model-info")
+                        page.text = gr.Textbox(
+                            value=initial_text,
+                            label="Input",
+                            placeholder=f"Type a sentence (up to {MAX_INPUT_CHARS} characters) and press Enter",
+                            lines=1,
+                            max_lines=6,
+                            elem_id="input-text",
+                        )
+                        run = gr.Button("Run", variant="primary", elem_id="run")
+                        examples = gr.Dataset(
+                            components=[page.text, gr.Textbox(render=False)],
+                            headers=["Example", "What to look for"],
+                            samples=catalogue.example_rows(registry, default),
+                            type="index",
+                            label="Examples (click to run)",
+                            elem_id="examples",
+                        )
+                        controls = page.controls
 
+                        def add(opt: Option, **layout: Any) -> None:
+                            elem_id = "strategy" if opt.name == "strategy" else f"option-{opt.name}"
+                            controls[opt.name] = option_control(opt, starts[opt.name], elem_id, **layout)
 
-def pick_example(index: int, model: str) -> str:
-    """The clicked example of the current model goes into the input box."""
-    examples = logic.examples_of(REGISTRY, model)
-    return examples[index] if index is not None and 0 <= index < len(examples) else gr.skip()
-
-
-def first_compare(compared: bool, *request: Any) -> tuple:
-    """The first visit to the Compare tab shows a comparison of its preset input; later visits keep the page."""
-    if compared:
-        return (gr.skip(),) * 7
-    try:
-        return (True, *compare_page(*request))
-    except gr.Error:
-        return (True, *(gr.skip(),) * 6)
-
-
-with gr.Blocks(title="Seq2Seq Attention Explorer", analytics_enabled=False) as demo:
-    gr.Markdown(
-        "# Seq2Seq Attention Explorer\n"
-        "Type a sentence, pick a model and a decoding strategy, and see which source tokens the "
-        "model attended to while writing each output token.",
-        elem_id="title",
-    )
-    initial_task = logic.task_of(REGISTRY.entries[DEFAULT_MODEL]) if DEFAULT_MODEL else None
-    initial_text = (logic.examples_of(REGISTRY, DEFAULT_MODEL) or [""])[0]
-    with gr.Tabs():
-        with gr.Tab("Explore", id="explore", elem_id="explore"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=2, min_width=340):
-                    task = gr.Dropdown(logic.task_choices(REGISTRY), value=initial_task, label="Task", elem_id="task")
-                    model = gr.Dropdown(logic.model_choices(REGISTRY, initial_task), value=DEFAULT_MODEL, label="Model",
-                                        elem_id="model")
-                    model_info = gr.Markdown(logic.model_summary(REGISTRY, DEFAULT_MODEL), elem_id="model-info")
-                    text = gr.Textbox(
-                        value=initial_text,
-                        label="Input",
-                        placeholder=f"Type a sentence (up to {MAX_INPUT_CHARS} characters) and press Enter",
-                        lines=1,
-                        max_lines=6,
-                        elem_id="input-text",
-                    )
-                    run = gr.Button("Run", variant="primary", elem_id="run")
-                    examples = gr.Dataset(
-                        components=[text, gr.Textbox(render=False)],
-                        headers=["Example", "What to look for"],
-                        samples=logic.example_rows(REGISTRY, DEFAULT_MODEL),
-                        type="index",
-                        label="Examples (click to run)",
-                        elem_id="examples",
-                    )
-                    strategy = gr.Radio(
-                        [(label, key) for key, label in logic.STRATEGY_LABELS.items()],
-                        value=DEFAULTS.strategy,
-                        label="Decoding strategy",
-                        elem_id="strategy",
-                    )
-                    with gr.Column(visible=DEFAULTS.strategy == "beam") as beam_controls:
-                        beam_size = gr.Slider(1, 16, value=DEFAULTS.beam_size, step=1, label="Beam width")
-                        length_penalty = gr.Slider(0, 2, value=DEFAULTS.length_penalty, step=0.1,
-                                                   label="Length penalty α", info="score / ((5 + length) / 6)^α")
-                        n_best = gr.Slider(1, DEFAULTS.beam_size, value=DEFAULTS.beam_size, step=1,
-                                           label="N-best hypotheses shown")
-                    with gr.Column(visible=DEFAULTS.strategy == "sample") as sample_controls:
-                        temperature = gr.Slider(0.05, 2, value=1.0, step=0.05, label="Temperature")
-                        top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
-                        top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (nucleus)")
+                        add(OPTION["strategy"])
+                        groups = {"beam": [], "sample": [], "all": []}
+                        for opt in OPTIONS[1:]:
+                            groups[opt.strategies[0] if len(opt.strategies) == 1 else "all"].append(opt)
+                        with gr.Column(visible=starts["strategy"] == "beam") as beam_controls:
+                            for opt in groups["beam"]:
+                                add(opt, **({"maximum": starts["beam_size"]} if opt.name == "n_best" else {}))
+                        with gr.Column(visible=starts["strategy"] == "sample") as sample_controls:
+                            for opt in groups["sample"]:
+                                add(opt)
+                        with gr.Accordion("Length and repetition", open=False):
+                            for opt in groups["all"]:
+                                add(opt)
+                    with gr.Column(scale=3, min_width=420):
+                        output = gr.Textbox(label="Output", lines=2, interactive=False, buttons=["copy"],
+                                            elem_id="output-text")
+                        ipa = gr.Markdown(visible=False, elem_id="pronunciation")
+                        audio = gr.Audio(label="Hear it (espeak-ng speaks the predicted phones)", type="numpy",
+                                         interactive=False, visible=False, elem_id="audio")
+                        run_summary = gr.Markdown(elem_id="summary")
+                        hypothesis = gr.Dropdown(label="Show attention of", visible=False, interactive=True)
                         with gr.Row():
-                            seed = gr.Number(0, precision=0, label="Seed (empty = random)", min_width=120)
-                            num_samples = gr.Slider(1, 16, value=5, step=1, label="Samples", min_width=160)
-                    with gr.Accordion("Length and repetition", open=False):
-                        max_len = gr.Slider(0, 400, value=0, step=1, label="Max output tokens (0 = 2 × source + 10)")
-                        no_repeat_ngram = gr.Slider(0, 6, value=0, step=1, label="No-repeat n-gram size (0 = off)")
-                        repetition_penalty = gr.Slider(1, 3, value=1.0, step=0.05, label="Repetition penalty (1 = off)")
-                with gr.Column(scale=3, min_width=420):
-                    output = gr.Textbox(label="Output", lines=2, interactive=False, buttons=["copy"],
-                                        elem_id="output-text")
-                    pronunciation = gr.Markdown(visible=False, elem_id="pronunciation")
-                    audio = gr.Audio(label="Hear it (espeak-ng speaks the predicted phones)", type="numpy",
-                                     interactive=False, visible=False, elem_id="audio")
-                    run_summary = gr.Markdown(elem_id="summary")
-                    hypothesis = gr.Dropdown(label="Show attention of", visible=False, interactive=True)
-                    with gr.Row():
-                        view = gr.Radio([(label, key) for key, label in logic.VIEW_LABELS.items()], value=logic.CROSS,
-                                        label="Attention", visible=False, scale=2, elem_id="view")
-                        layer = gr.Dropdown(label="Layer", visible=False, interactive=True, scale=1, min_width=120,
-                                            elem_id="layer")
-                        head = gr.Dropdown(label="Head", visible=False, interactive=True, scale=1, min_width=180,
-                                           elem_id="head")
-                    no_encoder = gr.Markdown(logic.NO_ENCODER_ATTENTION, visible=False, elem_id="no-encoder")
-                    heatmap = gr.Plot(label="Attention: each row's weights over the columns (hover a cell)",
-                                      elem_id="heatmap")
-                    strip = gr.Plot(label="Confidence: probability of each output token (hover for alternatives)",
-                                    elem_id="strip")
-                    table = gr.Dataframe(
-                        headers=["#", "Output", "Score", "Normalised", "Tokens"],
-                        datatype=["number", "str", "number", "number", "number"],
-                        interactive=False,
-                        wrap=True,
-                        visible=False,
-                        column_widths=["6%", "56%", "12%", "15%", "11%"],
-                        elem_id="hypotheses",
-                    )
-            with gr.Accordion("How to read this", open=False, elem_id="explainer"):
-                explainer = gr.Markdown(explanation(DEFAULT_CARD), latex_delimiters=LATEX)
-        with gr.Tab("Compare", id="compare", elem_id="compare") as compare_tab:
-            gr.Markdown(
-                "The same input through two models, or through one model with two decoding strategies. "
-                "Both heatmaps show the last layer's cross-attention (averaged over heads) on the same "
-                "0–1 colour scale, so their colours compare directly. The score is the sum of the output "
-                "tokens' log-probabilities (closer to 0 is more likely); the normalised score divides it by "
-                "the length (beam search: by its length penalty)."
-            )
-            compare_text = gr.Textbox(value=initial_text, label="Input", lines=1, max_lines=6,
-                                      placeholder="Type a sentence and press Enter", elem_id="compare-text")
-            compare_models = logic.compare_model_choices(REGISTRY)
-            strategy_choices = [(label, key) for key, label in logic.STRATEGY_LABELS.items()]
-            with gr.Row():
-                with gr.Column():
-                    model_a = gr.Dropdown(compare_models, value=COMPARE_A, label="A: model", elem_id="model-a")
-                    strategy_a = gr.Radio(strategy_choices, value=COMPARE_STRATEGY_A, label="A: decoding strategy",
-                                          elem_id="strategy-a")
-                with gr.Column():
-                    model_b = gr.Dropdown(compare_models, value=COMPARE_B, label="B: model", elem_id="model-b")
-                    strategy_b = gr.Radio(strategy_choices, value=COMPARE_STRATEGY_B, label="B: decoding strategy",
-                                          elem_id="strategy-b")
-            with gr.Accordion("Beam and sampling settings (both sides)", open=False):
+                            view = gr.Radio([(label, key) for key, label in views.VIEW_LABELS.items()], value=views.CROSS,
+                                            label="Attention", visible=False, scale=2, elem_id="view")
+                            layer = gr.Dropdown(label="Layer", visible=False, interactive=True, scale=1, min_width=120,
+                                                elem_id="layer")
+                            head = gr.Dropdown(label="Head", visible=False, interactive=True, scale=1, min_width=180,
+                                               elem_id="head")
+                        no_encoder = gr.Markdown(views.NO_ENCODER_ATTENTION, visible=False, elem_id="no-encoder")
+                        heatmap = gr.Plot(label="Attention: each row's weights over the columns (hover a cell)",
+                                          elem_id="heatmap")
+                        strip = gr.Plot(label="Confidence: probability of each output token (hover for alternatives)",
+                                        elem_id="strip")
+                        table = gr.Dataframe(
+                            headers=["#", "Output", "Score", "Normalised", "Tokens"],
+                            datatype=["number", "str", "number", "number", "number"],
+                            interactive=False,
+                            wrap=True,
+                            visible=False,
+                            column_widths=["6%", "56%", "12%", "15%", "11%"],
+                            elem_id="hypotheses",
+                        )
+                with gr.Accordion("How to read this", open=False, elem_id="explainer"):
+                    explainer = gr.Markdown(explanation(catalogue.card_of(registry, default)), latex_delimiters=LATEX)
+            with gr.Tab("Compare", id="compare", elem_id="compare") as compare_tab:
+                gr.Markdown(
+                    "The same input through two models, or through one model with two decoding strategies. "
+                    "Both heatmaps show the last layer's cross-attention (averaged over heads) on the same "
+                    "0–1 colour scale, so their colours compare directly. The score is the sum of the output "
+                    "tokens' log-probabilities (closer to 0 is more likely); the normalised score divides it by "
+                    "the length (beam search: by its length penalty)."
+                )
+                page.compare_text = gr.Textbox(value=initial_text, label="Input", lines=1, max_lines=6,
+                                               placeholder="Type a sentence and press Enter", elem_id="compare-text")
+                compare_models = catalogue.compare_model_choices(registry)
                 with gr.Row():
-                    shared_beam = gr.Slider(1, 16, value=DEFAULTS.beam_size, step=1, label="Beam width")
-                    shared_penalty = gr.Slider(0, 2, value=DEFAULTS.length_penalty, step=0.1, label="Length penalty α")
-                    shared_temperature = gr.Slider(0.05, 2, value=1.0, step=0.05, label="Temperature")
-                    shared_top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (nucleus)")
-                    shared_seed = gr.Number(0, precision=0, label="Seed (empty = random)")
-            compare_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-            sides = []
-            with gr.Row(equal_height=False):
-                for side in ("a", "b"):
-                    with gr.Column(min_width=380):
-                        sides += [
-                            gr.Textbox(label=f"{side.upper()}: output", lines=2, max_lines=3, interactive=False,
-                                       buttons=["copy"], elem_id=f"output-{side}"),
-                            gr.Markdown(elem_id=f"summary-{side}", elem_classes="compare-summary"),
-                            gr.Plot(label=f"{side.upper()}: attention", elem_id=f"heatmap-{side}",
-                                    elem_classes="compare-heatmap"),
-                        ]
-    if logic.attributions(REGISTRY):
-        gr.Markdown("<small>Training data: " + " · ".join(logic.attributions(REGISTRY)) + "</small>")
-    result = gr.State(None)
+                    with gr.Column():
+                        page.model_a = gr.Dropdown(compare_models, value=page.compare_a, label="A: model", elem_id="model-a")
+                        page.strategy_a = gr.Radio(STRATEGY_CHOICES, value=page.compare_strategy_a,
+                                                   label="A: decoding strategy", elem_id="strategy-a")
+                    with gr.Column():
+                        page.model_b = gr.Dropdown(compare_models, value=page.compare_b, label="B: model", elem_id="model-b")
+                        page.strategy_b = gr.Radio(STRATEGY_CHOICES, value=page.compare_strategy_b,
+                                                   label="B: decoding strategy", elem_id="strategy-b")
+                with gr.Accordion("Beam and sampling settings (both sides)", open=False):
+                    with gr.Row():
+                        for name in COMPARE_SHARED:
+                            page.shared_controls[name] = option_control(OPTION[name], starts[name],
+                                                                        f"compare-option-{name}")
+                compare_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+                sides = []
+                with gr.Row(equal_height=False):
+                    for side in ("a", "b"):
+                        with gr.Column(min_width=380):
+                            sides += [
+                                gr.Textbox(label=f"{side.upper()}: output", lines=2, max_lines=3, interactive=False,
+                                           buttons=["copy"], elem_id=f"output-{side}"),
+                                gr.Markdown(elem_id=f"summary-{side}", elem_classes="compare-summary"),
+                                gr.Plot(label=f"{side.upper()}: attention", elem_id=f"heatmap-{side}",
+                                        elem_classes="compare-heatmap"),
+                            ]
+        if catalogue.attributions(registry):
+            gr.Markdown("<small>Training data: " + " · ".join(catalogue.attributions(registry)) + "</small>")
+        result = gr.State(None)
 
-    settings = [strategy, beam_size, length_penalty, n_best, temperature, top_k, top_p, seed, num_samples,
-                max_len, no_repeat_ngram, repetition_penalty]  # the field order of logic.Settings
-    speech = [pronunciation, audio]
-    run_outputs = [output, *speech, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip, result]
-    figures = [heatmap, strip]
-    private = dict(api_visibility="private")
+        speech = [ipa, audio]
+        run_outputs = [output, *speech, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip, result]
+        figures = [heatmap, strip]
+        request = {page.text, page.model, *controls.values()}  # handlers read values by component
 
-    gr.api(generate, api_name="generate")
-    gr.api(compare, api_name="compare")
-    request = [text, model, *settings]
-    gr.on([run.click, text.submit], check, request, None, api_name="check", show_progress="hidden", **private).success(
-        explore, request, run_outputs, api_name="explore", show_progress="minimal", **private)
-    if DEFAULT_MODEL in REGISTRY.available():  # a first picture on arrival; nothing to run without a model
-        demo.load(explore, request, run_outputs, api_name="explore_on_load", **private)
-    examples.click(pick_example, [examples, model], text, api_name="pick_example", **private).success(
-        check, request, None, api_name="check_example", show_progress="hidden", **private).success(
-        explore, request, run_outputs, api_name="explore_example", show_progress="minimal", **private)
-    task.input(choose_task, task, model, api_name="choose_task", **private)
-    model.change(show_model, model, [model_info, examples, explainer, strategy, beam_size, length_penalty],
-                 api_name="show_model", **private)
-    strategy.change(show_strategy, strategy, [beam_controls, sample_controls], api_name="show_strategy", **private)
-    beam_size.change(limit_n_best, [beam_size, n_best], n_best, api_name="limit_n_best", **private)
-    gr.on([hypothesis.input, layer.input, head.input], redraw, [result, hypothesis, view, layer, head], figures,
-          api_name="redraw", show_progress="hidden", **private)
-    hypothesis.input(speech_outputs, [result, hypothesis], speech, api_name="speak", show_progress="hidden", **private)
-    view.input(switch_view, [result, hypothesis, view, head], [layer, *figures], api_name="switch_view",
-               show_progress="hidden", **private)
-    table.select(pick_row, [result, view, layer, head], [hypothesis, *figures, *speech], api_name="pick_row",
-                 show_progress="hidden", **private)
+        gr.api(page.generate, api_name="generate")
+        gr.api(page.compare, api_name="compare")
+        gr.on([run.click, page.text.submit], page.check, request, None, api_name="check", show_progress="hidden",
+              **PRIVATE).success(page.explore, request, run_outputs, api_name="explore", show_progress="minimal", **PRIVATE)
+        if default in registry.available():  # a first picture on arrival; nothing to run without a model
+            demo.load(page.explore, request, run_outputs, api_name="explore_on_load", **PRIVATE)
+        examples.click(page.pick_example, [examples, page.model], page.text, api_name="pick_example", **PRIVATE).success(
+            page.check, request, None, api_name="check_example", show_progress="hidden", **PRIVATE).success(
+            page.explore, request, run_outputs, api_name="explore_example", show_progress="minimal", **PRIVATE)
+        task.input(page.choose_task, task, page.model, api_name="choose_task", **PRIVATE)
+        page.model.change(page.show_model, page.model, [model_info, examples, explainer, *controls.values()],
+                          api_name="show_model", **PRIVATE)
+        controls["strategy"].change(show_strategy, controls["strategy"], [beam_controls, sample_controls],
+                                    api_name="show_strategy", **PRIVATE)
+        controls["beam_size"].change(limit_n_best, [controls["beam_size"], controls["n_best"]], controls["n_best"],
+                                     api_name="limit_n_best", **PRIVATE)
+        gr.on([hypothesis.input, layer.input, head.input], page.redraw, [result, hypothesis, view, layer, head], figures,
+              api_name="redraw", show_progress="hidden", **PRIVATE)
+        hypothesis.input(page.speech_outputs, [result, hypothesis], speech, api_name="speak", show_progress="hidden",
+                         **PRIVATE)
+        view.input(page.switch_view, [result, hypothesis, view, head], [layer, *figures], api_name="switch_view",
+                   show_progress="hidden", **PRIVATE)
+        table.select(page.pick_row, [result, view, layer, head], [hypothesis, *figures, *speech], api_name="pick_row",
+                     show_progress="hidden", **PRIVATE)
 
-    compare_request = [compare_text, model_a, strategy_a, model_b, strategy_b, shared_beam, shared_penalty,
-                       shared_temperature, shared_top_p, shared_seed]
-    gr.on([compare_run.click, compare_text.submit], check_compare, compare_request, None, api_name="check_compare",
-          show_progress="hidden", **private).success(
-        compare_page, compare_request, sides, api_name="compare_page", show_progress="minimal", **private)
-    if COMPARE_A in REGISTRY.available():  # the first visit to the tab shows a comparison
-        compared = gr.State(False)
-        compare_tab.select(first_compare, [compared, *compare_request], [compared, *sides],
-                           api_name="compare_on_select", show_progress="minimal", **private)
+        compare_inputs = {page.compare_text, page.model_a, page.strategy_a, page.model_b, page.strategy_b,
+                          *page.shared_controls.values()}
+        gr.on([compare_run.click, page.compare_text.submit], page.check_compare, compare_inputs, None,
+              api_name="check_compare", show_progress="hidden", **PRIVATE).success(
+            page.compare_page, compare_inputs, sides, api_name="compare_page", show_progress="minimal", **PRIVATE)
+        if page.compare_a in registry.available():  # the first visit to the tab shows a comparison
+            page.compared = gr.State(False)
+            compare_tab.select(page.first_compare, {page.compared, *compare_inputs}, [page.compared, *sides],
+                               api_name="compare_on_select", show_progress="minimal", **PRIVATE)
+    demo.page = page  # type: ignore[attr-defined]
+    return demo
 
 
-def launch(**kwargs: Any) -> tuple:
-    """Start the server with the app's theme and CSS (Gradio 6 takes both at launch)."""
-    return demo.launch(theme=THEME, css=CSS, **kwargs)
+def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
+    """Start ``app`` (default: the module's ``demo``) with the theme and CSS (Gradio 6 takes both at launch)."""
+    return (app or demo).launch(theme=THEME, css=CSS, **kwargs)
 
+
+demo = build_demo(ModelRegistry())
 
 if __name__ == "__main__":
     launch()

@@ -2,8 +2,8 @@
 
 A model folder ``checkpoints/<id>/`` holds
 
-* ``config.json``  - the model card: id, task, languages, architecture, model config, tokenizer
-  file names, examples, data licence and attribution, decoding defaults;
+* ``config.json``  - the model card (``demo_core.card.ModelCard``): id, task, languages,
+  architecture, model config, tokenizer file names, examples, data credit, decoding defaults;
 * ``model.safetensors`` - weights stored in fp16 (loaded back as fp32 for CPU inference);
 * the tokenizer model(s) named in the card;
 * ``metrics.json`` - measured metrics, parameter count, training time and hardware.
@@ -13,10 +13,8 @@ Only JSON and safetensors are read: no pickle, no ``torch.load``.
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +24,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from demo_core.card import CardError, ModelCard
 from demo_core.models.registry import build_model
 from demo_core.text.tokenizer import Tokenizer
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
-REQUIRED_CARD_FIELDS = ("id", "task", "source_lang", "target_lang", "architecture", "model", "tokenizer")
 
 
 class CheckpointError(RuntimeError):
@@ -39,11 +37,11 @@ class CheckpointError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A folder under checkpoints/: its card, and why it cannot be served if it cannot."""
+    """A folder under checkpoints/: its card (None if unreadable), and why it cannot be served if it cannot."""
 
     id: str
     path: Path
-    card: dict[str, Any]
+    card: ModelCard | None
     error: str | None = None
 
     @property
@@ -63,16 +61,13 @@ def state_dict_fp16(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(
     model: nn.Module,
     out_dir: Path,
-    card: dict[str, Any],
+    card: ModelCard,
     tokenizer_files: dict[str, Path],
     metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write a servable model folder. ``tokenizer_files`` maps card names to source files."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    missing = [f for f in REQUIRED_CARD_FIELDS if f not in card]
-    if missing:
-        raise CheckpointError(f"model card lacks {missing}")
     weights = state_dict_fp16(model)
     # Tied modules appear under several names; safetensors stores each tensor once.
     seen: dict[int, str] = {}
@@ -82,11 +77,11 @@ def save_checkpoint(
             continue
         seen[id(param)] = name
         unique[name] = weights[name]
-    save_file(unique, str(out_dir / "model.safetensors"), metadata={"format": "pt", "id": str(card["id"])})
+    save_file(unique, str(out_dir / "model.safetensors"), metadata={"format": "pt", "id": card.id})
     for target_name, source in tokenizer_files.items():
         if Path(source).resolve() != (out_dir / target_name).resolve():
             shutil.copyfile(source, out_dir / target_name)
-    (out_dir / "config.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    card.write(out_dir / "config.json")
     if metrics is not None:
         write_metrics(out_dir, metrics)
     return out_dir
@@ -103,21 +98,13 @@ def read_metrics(model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def read_card(model_dir: Path) -> dict[str, Any]:
-    """The parsed config.json of a model folder, checked for required fields."""
-    path = Path(model_dir) / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{path} is missing")
+def read_card(model_dir: Path) -> ModelCard:
+    """The card of a model folder; a bad one raises CheckpointError naming the folder and field."""
+    model_dir = Path(model_dir)
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(card, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object")
-    missing = [f for f in REQUIRED_CARD_FIELDS if f not in card]
-    if missing:
-        raise CheckpointError(f"{path} lacks fields {missing}")
-    return card
+        return ModelCard.read(model_dir / "config.json")
+    except CardError as exc:
+        raise CheckpointError(f"{model_dir.name}/{exc}") from exc
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -142,88 +129,29 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise CheckpointError(f"{path}: missing tensors {missing}")
 
 
-def load_model_dir(model_dir: Path) -> tuple[dict[str, Any], nn.Module, Tokenizer, Tokenizer]:
+def load_model_dir(model_dir: Path) -> tuple[ModelCard, nn.Module, Tokenizer, Tokenizer]:
     """Card, eval-mode fp32 model, source and target tokenizers of one model folder."""
     model_dir = Path(model_dir)
     card = read_card(model_dir)
+    if card.tokenizer is None:
+        raise CheckpointError(f"{model_dir.name}/config.json: field 'tokenizer' is needed for a text model")
     try:
-        model = build_model(card["architecture"], card["model"])
+        model = build_model(card.architecture, card.model)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{model_dir}/config.json: bad model config: {exc}") from exc
+        raise CheckpointError(f"{model_dir.name}/config.json: bad model config: {exc}") from exc
     load_weights(model, model_dir / "model.safetensors")
     model.eval()
     tokenizers = []
     for side in ("source", "target"):
-        name = card["tokenizer"].get(side)
-        path = model_dir / str(name)
-        if not name or not path.exists():
-            raise CheckpointError(f"{model_dir}: {side} tokenizer file {name!r} is missing")
+        name = getattr(card.tokenizer, side)
+        path = model_dir / name
+        if not path.exists():
+            raise CheckpointError(f"{model_dir.name}: {side} tokenizer file {name!r} is missing")
         try:
-            tokenizers.append(Tokenizer(path, card["tokenizer"].get(f"{side}_normalizer")))
+            tokenizers.append(Tokenizer(path, getattr(card.tokenizer, f"{side}_normalizer")))
         except (RuntimeError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path} is not a readable SentencePiece model: {exc}") from exc
     return card, model, tokenizers[0], tokenizers[1]
-
-
-CPU_WEIGHTS = ("fp32", "fp16", "int8")
-MIN_PACKED_WEIGHTS = 100_000  # a Linear layer with fewer weights stays fp32: see quantize_for_cpu
-
-
-def quantize_for_cpu(model: nn.Module, weights: str = "fp16", min_packed: int = MIN_PACKED_WEIGHTS) -> nn.Module:
-    """An inference-only copy of ``model`` whose Linear layers and tied output projection keep
-    their weights in ``weights`` format: ``fp16`` or ``int8`` (``fp32`` returns ``model`` itself).
-
-    Every decoding step reads every decoder weight once, so fewer bytes per weight make a large
-    product faster (compare ``python benchmarks/bench_transformer.py --weights fp32`` and
-    ``fp16``); the rest of a step's time is Python and per-operation overhead. A packed product
-    also has a fixed cost of about 10 us a call, which outweighs the bytes it saves on a small
-    layer: ``python benchmarks/bench_linear.py`` times both formats by layer size. So only
-    layers with at least ``min_packed`` weights are packed (default 100,000: the output
-    projections and the RNNs' larger layers; a width-128 Transformer's own projections, at most
-    384 x 128, stay fp32 and take 4-6 instead of 13-15 us for one token).
-
-    * ``fp16``: weights stored as float16 and widened to fp32 inside the matrix product
-      (fbgemm), so the arithmetic stays fp32. Shipped weights are stored as fp16 already
-      (``model.safetensors``), so this loses nothing: log-probs match the fp32 model to
-      ~1e-5 (summation order), outputs are the same.
-    * ``int8``: one scale per output row, and each input is quantised to 8 bits on the fly:
-      a little faster still, but log-probabilities move (by up to 0.16 on reference tokens
-      for de-en-rnn-bahdanau, whose BLEU on 200 test sentences stays within 0.2).
-
-    Embedding lookups, layer norms, recurrent layers and attention stay fp32, and so do the
-    recorded attention weights. A model that ties its output projection to ``tgt_embed``
-    gets a packed copy of it in ``output_projection``; a Transformer also gets the fused
-    decoding step of ``demo_core.transformer_fast`` (``pack_for_inference``). ``torch.ao.quantization`` is
-    deprecated in favour of torchao (not a dependency here) but works in the pinned PyTorch;
-    its deprecation warnings are silenced. The copy cannot be trained or saved.
-    """
-    if weights not in CPU_WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(CPU_WEIGHTS)}, got {weights!r}")
-    if weights == "fp32":
-        return model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r".*quantize_per_\w+.*deprecated", category=UserWarning)
-        from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-        qconfig = float16_dynamic_qconfig if weights == "fp16" else per_channel_dynamic_qconfig
-        model = copy.deepcopy(model).eval()
-        if hasattr(model, "pack_for_inference"):
-            model.pack_for_inference()  # fused decoder step (Transformer): fewer, larger products
-        fused = getattr(model, "packed_decoder", None)
-        if hasattr(model, "output_projection") and fused is None:
-            vocab, dim = model.tgt_embed.weight.shape
-            output = nn.Linear(dim, vocab)
-            with torch.no_grad():
-                output.weight.copy_(model.tgt_embed.weight)
-                output.bias.copy_(model.output_bias)
-            model.output_projection = output  # an nn.Linear, so quantize_dynamic converts it with the others
-        large = {name: qconfig for name, module in model.named_modules()
-                 if isinstance(module, nn.Linear) and module.weight.numel() >= min_packed}
-        model = quantize_dynamic(model, large, inplace=True)
-        if fused is not None:
-            model.output_projection = model.packed_decoder.output  # one packed copy of the tied projection serves both paths
-        return model
 
 
 def find_models(root: Path = DEFAULT_ROOT) -> list[ModelEntry]:
@@ -241,10 +169,10 @@ def find_models(root: Path = DEFAULT_ROOT) -> list[ModelEntry]:
             continue
         try:
             card = read_card(folder)
-            needed = ["model.safetensors"] + [str(card["tokenizer"].get(s)) for s in ("source", "target")]
-            absent = [n for n in needed if not (folder / n).is_file()]
-            error = f"missing file(s): {', '.join(absent)}" if absent else None
-            entries.append(ModelEntry(str(card["id"]), folder, card, error))
         except CheckpointError as exc:
-            entries.append(ModelEntry(folder.name, folder, {"id": folder.name}, str(exc)))
+            entries.append(ModelEntry(folder.name, folder, None, str(exc)))
+            continue
+        tokenizer = [] if card.tokenizer is None else [card.tokenizer.source, card.tokenizer.target]
+        absent = [n for n in ["model.safetensors", *tokenizer] if not (folder / n).is_file()]
+        entries.append(ModelEntry(card.id, folder, card, f"missing file(s): {', '.join(absent)}" if absent else None))
     return entries

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from demo_core.tasks import datasets as data
 from demo_core.checkpoint import DEFAULT_ROOT, read_metrics, write_metrics
-from demo_core.generate import add_decoding_arguments, decode_config
+from demo_core.decoding.cli import add_decoding_arguments, decode_config
 from demo_core.pipeline import InputError, ModelRegistry
 from demo_core.tasks.metrics import lead_baseline, score
 
@@ -48,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     card = translator.card
-    splits = card.get("splits", {})
+    if card.dataset is None:
+        print(f"error: model {card.id} names no data set to evaluate on (card field 'dataset')", file=sys.stderr)
+        return 2
     key = {"valid": "valid", "val": "valid", "test": "test"}.get(args.split, args.split)
-    split = splits.get(key, args.split)
-    items = data.load_references(card["dataset"], args.data_dir, split, card["source_lang"], card["target_lang"],
-                                 card.get("dataset_options"))
+    split = card.split(key, args.split)
+    items = data.load_references(card.dataset, args.data_dir, split, card.source_lang, card.target_lang,
+                                 card.dataset_options)
     items = items[: args.limit] if args.limit else items
     sources, references = [s for s, _ in items], [refs for _, refs in items]
     start = time.time()
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         hyps = [translator.run(s, cfg).best.text for s in tqdm(sources, desc=f"{args.model} {split}", file=sys.stderr, mininterval=5)]
     seconds = time.time() - start
-    metric = card.get("metric", "bleu")
+    metric = card.metric
     headline, values = score(metric, hyps, references)
     if metric == "rouge":  # a summariser must beat simply keeping the first words
         values.update(lead_baseline(sources, references))

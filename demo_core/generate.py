@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models
-from demo_core.decoding.search import STRATEGIES, DecodeConfig
+from demo_core.decoding.cli import add_decoding_arguments, decode_config
 from demo_core.pipeline import InputError, ModelRegistry
 
 
@@ -29,46 +29,17 @@ def list_models(root: Path) -> list[dict[str, Any]]:
         card = entry.card
         out.append({
             "id": entry.id,
-            "task": card.get("task"),
-            "task_label": card.get("task_label"),
-            "source_lang": card.get("source_lang"),
-            "target_lang": card.get("target_lang"),
-            "architecture": card.get("architecture"),
-            "attention": card.get("model", {}).get("attention", "multi-head" if card.get("architecture") == "transformer" else None),
-            "display_name": card.get("display_name", entry.id),
+            "task": card.task if card else None,
+            "task_label": card.task_label if card else None,
+            "source_lang": card.source_lang if card else None,
+            "target_lang": card.target_lang if card else None,
+            "architecture": card.architecture if card else None,
+            "attention": card.attention if card else None,
+            "display_name": card.name if card else entry.id,
             "available": entry.available,
             "error": entry.error,
         })
     return out
-
-
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """The DecodeConfig knobs as command-line flags (shared with evaluate)."""
-    d = DecodeConfig()
-    parser.add_argument("--strategy", choices=STRATEGIES, default=d.strategy)
-    parser.add_argument("--beam-size", type=int, default=d.beam_size)
-    parser.add_argument("--length-penalty", type=float, default=d.length_penalty, help="GNMT alpha")
-    parser.add_argument("--n-best", type=int, default=None, help="beam hypotheses to return (default: beam size)")
-    parser.add_argument("--temperature", type=float, default=d.temperature)
-    parser.add_argument("--top-k", type=int, default=d.top_k, help="0 = off")
-    parser.add_argument("--top-p", type=float, default=d.top_p)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--num-samples", type=int, default=d.num_samples)
-    parser.add_argument("--max-len", type=int, default=None, help="most output tokens (default: 2 x source + 10)")
-    parser.add_argument("--no-repeat-ngram", type=int, default=d.no_repeat_ngram, help="0 = off")
-    parser.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty, help="1 = off")
-
-
-def decode_config(args: argparse.Namespace) -> DecodeConfig:
-    """DecodeConfig from parsed flags; raises ValueError naming a bad parameter."""
-    cfg = DecodeConfig(
-        strategy=args.strategy, beam_size=args.beam_size, length_penalty=args.length_penalty, n_best=args.n_best,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-        num_samples=args.num_samples, max_len=args.max_len, no_repeat_ngram=args.no_repeat_ngram,
-        repetition_penalty=args.repetition_penalty,
-    )
-    cfg.validate()
-    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,16 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from demo_core.checkpoint import (
-    CPU_WEIGHTS, DEFAULT_ROOT, CheckpointError, find_models, load_model_dir, quantize_for_cpu,
-)
-from demo_core.decoding.search import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
+from demo_core.card import ModelCard
+from demo_core.checkpoint import DEFAULT_ROOT, CheckpointError, find_models, load_model_dir
+from demo_core.models.cpu import CPU_WEIGHTS, quantize_for_cpu
+from demo_core.models.interface import Seq2SeqModel
+from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
 from demo_core.tasks.datasets import pad
 from demo_core.tasks.input_checks import input_problem
 from demo_core.text.tokenizer import EOS_ID, Tokenizer, normalize_text
 
 MAX_INPUT_CHARS = 1000
-DEFAULT_MAX_SOURCE_TOKENS = 200
 DEFAULT_CPU_WEIGHTS = "fp16"  # lossless for the fp16-stored checkpoints, about twice as fast as fp32
 
 
@@ -85,13 +85,13 @@ class DecodeResult:
 class Translator:
     """A loaded model with its tokenizers and card."""
 
-    def __init__(self, card: dict[str, Any], model: nn.Module, src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
+    def __init__(self, card: ModelCard, model: Seq2SeqModel, src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
         self.card = card
-        self.id = str(card["id"])
+        self.id = card.id
         self.model = model.eval()
         self.src_tok = src_tok
         self.tgt_tok = tgt_tok
-        self.max_source_tokens = int(card.get("max_source_tokens", DEFAULT_MAX_SOURCE_TOKENS))
+        self.max_source_tokens = card.max_source_tokens
 
     @classmethod
     def from_dir(cls, model_dir: Path, weights: str = "fp32") -> "Translator":
@@ -107,7 +107,7 @@ class Translator:
             raise InputError(f"text is {len(text)} characters long; the limit is {MAX_INPUT_CHARS}")
         if not normalize_text(text):
             raise InputError("text is empty: type a sentence to translate")
-        problem = input_problem(self.card, text)  # e.g. digits or a phrase for the pronunciation model
+        problem = input_problem(self.card.task, text)  # e.g. digits or a phrase for the pronunciation model
         if problem:
             raise InputError(problem)
         ids = self.src_tok.encode(text) + [EOS_ID]
@@ -132,7 +132,7 @@ class Translator:
             src = torch.tensor([ids])
             memory = self.model.encode(src)  # encoded once: the decoders and the self-attention view share it
             hyps, tree = decode(self.model, src, cfg, prefix_ids, memory)
-            encoder_attention = memory.get("self_attention")  # [1, L, H, S, S]
+            encoder_attention = memory.encoder_attention()  # [1, L, H, S, S] or None
         for h in hyps:
             self._describe(h)
         return DecodeResult(

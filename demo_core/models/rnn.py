@@ -8,9 +8,8 @@ Decoder, one target token per step:
 * ``dot`` / ``general`` (Luong et al., 2015): s_t = GRU([y_{t-1}; h~_{t-1}], s_{t-1}),
   attend with s_t, h~_t = tanh(W_c [a_t; s_t]) (fed to the next step: "input feeding").
 
-Output logits reuse the target embedding matrix (tied weights). ``memory`` and ``state`` are
-dicts of tensors whose first dimension is the hypothesis, so decoders can reorder them
-without knowing what is inside.
+Output logits reuse the target embedding matrix (tied weights). ``RNNMemory`` and
+``RNNState`` are the interface's row-first dataclasses (``demo_core.models.interface``).
 """
 
 from __future__ import annotations
@@ -23,9 +22,25 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from demo_core.models.attention import build_attention
+from demo_core.models.cpu import pack_linears, tied_projection
+from demo_core.models.interface import Memory, State
 from demo_core.text.tokenizer import PAD_ID
 
-Tensors = dict[str, torch.Tensor]
+
+@dataclass(frozen=True)
+class RNNMemory(Memory):
+    """The encoder's states h_i as attention values [B, S, 2H] and their prepared keys."""
+
+    values: torch.Tensor  # [B, S, 2H]
+    keys: torch.Tensor  # [B, S, A] additive: W h_i; general: W h_i; dot: h_i
+
+
+@dataclass(frozen=True)
+class RNNState(State):
+    """Decoder hidden state [B, layers, Hd]; Luong models also feed h~_{t-1} [B, Hd] back in."""
+
+    hidden: torch.Tensor
+    feed: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,7 @@ class RNNSeq2Seq(nn.Module):
         else:
             self.pre_output = nn.Linear(cfg.dec_hidden + enc_out + cfg.emb_dim, cfg.emb_dim)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
-        self.output_projection: nn.Module | None = None  # packed copy for CPU inference: quantize_for_cpu
+        self.output_projection: nn.Module | None = None  # packed copy for CPU inference: prepare_for_cpu
         self.dropout = nn.Dropout(cfg.dropout)
         for table in {id(self.src_embed): self.src_embed, id(self.tgt_embed): self.tgt_embed}.values():
             # Small embeddings keep the tied output logits near zero at the start.
@@ -94,8 +109,8 @@ class RNNSeq2Seq(nn.Module):
 
     # --- the interface every architecture shares -------------------------------------------
 
-    def encode(self, src: torch.Tensor) -> Tensors:
-        """src [B, S] ids (PAD_ID right-padded) -> memory {values [B,S,2H], keys, mask [B,S]}."""
+    def encode(self, src: torch.Tensor) -> RNNMemory:
+        """src [B, S] ids (PAD_ID right-padded) -> memory (values [B, S, 2H], keys, mask [B, S])."""
         mask = src != PAD_ID
         lengths = mask.sum(1).clamp(min=1).cpu()
         emb = self.dropout(self.src_embed(src))  # [B, S, E]
@@ -103,21 +118,19 @@ class RNNSeq2Seq(nn.Module):
         out, _ = self.encoder(packed)
         values, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # [B, S, 2H]
         values = self.dropout(values)
-        return {"values": values, "keys": self.attention.prepare(values), "mask": mask}
+        return RNNMemory(mask=mask, values=values, keys=self.attention.prepare(values))
 
-    def init_state(self, memory: Tensors) -> Tensors:
+    def init_state(self, memory: RNNMemory) -> RNNState:
         """Decoder state before the first token: hidden [B, L, Hd] from the mean encoder state."""
-        mask = memory["mask"].unsqueeze(-1).float()
-        mean = (memory["values"] * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B, 2H]
+        mask = memory.mask.unsqueeze(-1).float()
+        mean = (memory.values * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B, 2H]
         hidden = torch.tanh(self.bridge(mean)).view(-1, self.cfg.dec_layers, self.cfg.dec_hidden)
-        state = {"hidden": hidden}
-        if self.luong:
-            state["feed"] = hidden.new_zeros(hidden.size(0), self.cfg.dec_hidden)
-        return state
+        feed = hidden.new_zeros(hidden.size(0), self.cfg.dec_hidden) if self.luong else None
+        return RNNState(hidden=hidden, feed=feed)
 
     def decode_step(
-        self, memory: Tensors, state: Tensors, prev_tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, Tensors, torch.Tensor]:
+        self, memory: RNNMemory, state: RNNState, prev_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, RNNState, torch.Tensor]:
         """prev_tokens [B] -> log_probs [B, V], new state, attention [B, layers=1, heads=1, S]."""
         out, state, weights = self._step(memory, state, self.dropout(self.tgt_embed(prev_tokens)))
         log_probs = F.log_softmax(self._logits(out), dim=-1)
@@ -134,24 +147,29 @@ class RNNSeq2Seq(nn.Module):
             outs.append(out)
         return self._logits(torch.stack(outs, dim=1))
 
+    def prepare_for_cpu(self, weights: str, min_packed: int) -> "RNNSeq2Seq":
+        """Pack the large Linear layers, the tied output projection among them (``models.cpu``)."""
+        self.output_projection = tied_projection(self.tgt_embed, self.output_bias)
+        return pack_linears(self, weights, min_packed)
+
     # --- internals ------------------------------------------------------------------------
 
-    def _step(self, memory: Tensors, state: Tensors, y_emb: torch.Tensor) -> tuple[torch.Tensor, Tensors, torch.Tensor]:
+    def _step(self, memory: RNNMemory, state: RNNState, y_emb: torch.Tensor) -> tuple[torch.Tensor, RNNState, torch.Tensor]:
         """One decoder step on embedded input y_emb [B, E] -> pre-output [B, E], state, weights [B, S]."""
-        hidden = state["hidden"].transpose(0, 1).contiguous()  # [L, B, Hd]
-        values, keys, mask = memory["values"], memory["keys"], memory["mask"]
+        hidden = state.hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
+        values, keys, mask = memory.values, memory.keys, memory.mask
         if self.luong:
-            _, hidden = self.decoder(torch.cat([y_emb, state["feed"]], -1).unsqueeze(1), hidden)
+            _, hidden = self.decoder(torch.cat([y_emb, state.feed], -1).unsqueeze(1), hidden)
             top = hidden[-1]  # s_t [B, Hd]
             context, weights = self.attention(top, keys, values, mask)
             feed = torch.tanh(self.combine(torch.cat([context, top], -1)))  # h~_t
             out = self.pre_output(feed)
-            new_state = {"hidden": hidden.transpose(0, 1), "feed": feed}
+            new_state = RNNState(hidden=hidden.transpose(0, 1), feed=feed)
         else:
             context, weights = self.attention(hidden[-1], keys, values, mask)  # attend with s_{t-1}
             _, hidden = self.decoder(torch.cat([y_emb, context], -1).unsqueeze(1), hidden)
             out = torch.tanh(self.pre_output(torch.cat([hidden[-1], context, y_emb], -1)))
-            new_state = {"hidden": hidden.transpose(0, 1)}
+            new_state = RNNState(hidden=hidden.transpose(0, 1))
         return out, new_state, weights
 
     def _logits(self, out: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ Incremental decoding keeps a key/value cache in ``state``: ``self_k`` / ``self_v
 a step copies nothing that is already cached. The cross-attention keys and values depend
 only on the source, so ``encode`` computes them once for every decoder layer and keeps them
 in ``memory`` (``cross_k`` / ``cross_v`` [B, L, H, S, d_head]). All tensors are batch-first,
-so decoders can reorder hypotheses with ``index_select`` without knowing what is inside.
+so decoders can reorder hypotheses with ``select`` without knowing what is inside.
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demo_core.models.cpu import pack_linears
+from demo_core.models.transformer_fast import PackedDecoder, PackedEncoder, TransformerMemory, TransformerState, grow_cache
 from demo_core.text.tokenizer import PAD_ID
-from demo_core.models.transformer_fast import PackedDecoder, PackedEncoder, grow_cache
 
-Tensors = dict[str, torch.Tensor]
-State = dict[str, torch.Tensor | int]
 CACHE_CAPACITY = 16  # first key/value cache size in positions; doubled when full
 
 
@@ -232,8 +231,8 @@ class TransformerSeq2Seq(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(cfg.dec_layers))
         self.decoder_norm = nn.LayerNorm(cfg.d_model)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
-        self.output_projection: nn.Module | None = None  # packed copy for CPU inference: quantize_for_cpu
-        self.packed_encoder: PackedEncoder | None = None  # fused inference-only copies: pack_for_inference
+        self.output_projection: nn.Module | None = None  # packed copy for CPU inference: prepare_for_cpu
+        self.packed_encoder: PackedEncoder | None = None  # fused inference-only copies: prepare_for_cpu
         self.packed_decoder: PackedDecoder | None = None
         self.dropout = nn.Dropout(cfg.dropout)
         self._init_weights()
@@ -256,7 +255,7 @@ class TransformerSeq2Seq(nn.Module):
 
     # --- the interface every architecture shares -------------------------------------------
 
-    def encode(self, src: torch.Tensor) -> Tensors:
+    def encode(self, src: torch.Tensor) -> TransformerMemory:
         """src [B, S] ids (PAD_ID right-padded) -> memory.
 
         memory: ``mask`` [B, S] (True = real token), ``bias`` [B, 1, 1, S] (its additive
@@ -276,45 +275,42 @@ class TransformerSeq2Seq(nn.Module):
             self_attention.append(weights)  # [B, H, S, S]
         x = self.encoder_norm(x)
         cross = [layer.cross_attn.project_kv(x) for layer in self.decoder]  # L x ([B, H, S, d], [B, H, S, d])
-        return {
-            "mask": mask,
-            "bias": bias,
-            "cross_k": torch.stack([k for k, _ in cross], dim=1),  # [B, L, H, S, d]
-            "cross_v": torch.stack([v for _, v in cross], dim=1),
-            "self_attention": torch.stack(self_attention, dim=1),  # [B, L_enc, H, S, S]
-        }
+        return TransformerMemory(
+            mask=mask,
+            bias=bias,
+            cross_k=torch.stack([k for k, _ in cross], dim=1),  # [B, L, H, S, d]
+            cross_v=torch.stack([v for _, v in cross], dim=1),
+            self_attention=torch.stack(self_attention, dim=1),  # [B, L_enc, H, S, S]
+        )
 
-    def init_state(self, memory: Tensors) -> State:
+    def init_state(self, memory: TransformerMemory) -> TransformerState:
         """Empty self-attention cache: self_k / self_v [B, L, H, CACHE_CAPACITY, d], length 0."""
-        B, L, H, _, d = memory["cross_k"].shape
-        cache = memory["cross_k"].new_zeros(B, L, H, CACHE_CAPACITY, d)
-        return {"self_k": cache, "self_v": torch.zeros_like(cache), "length": 0}
+        B, L, H, _, d = memory.cross_k.shape
+        cache = memory.cross_k.new_zeros(B, L, H, CACHE_CAPACITY, d)
+        return TransformerState(self_k=cache, self_v=torch.zeros_like(cache), length=0)
 
     def decode_step(
-        self, memory: Tensors, state: State, prev_tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, State, torch.Tensor]:
+        self, memory: TransformerMemory, state: TransformerState, prev_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
         """prev_tokens [B] -> log_probs [B, V], new state, cross-attention [B, L, H, S].
 
-        prev_tokens sit at position t = ``state["length"]``. Their keys and values are
+        prev_tokens sit at position t = ``state.length``. Their keys and values are
         written into the cache in place, so the state passed in is used up (decoders only
         ever continue from the state a step returns); the new state's length is t + 1. The
         attention is every decoder layer's and head's cross-attention. After
-        ``pack_for_inference`` an eval-mode model takes the fused path, which computes the same.
+        ``prepare_for_cpu`` an eval-mode model takes the fused path, which computes the same.
         """
         if self.packed_decoder is not None and not self.training:
             return self.packed_decoder.step(memory, state, prev_tokens)
-        t = int(state["length"])  # tokens already decoded = position of prev_tokens
-        keys, values = grow_cache(state["self_k"], state["self_v"], t)  # [B, L, H, C, d], doubled when full
+        t = state.length  # tokens already decoded = position of prev_tokens
+        keys, values = grow_cache(state.self_k, state.self_v, t)  # [B, L, H, C, d], doubled when full
         x = self._embed(self.tgt_embed, prev_tokens[:, None], start=t)  # [B, 1, D]
-        cross_bias = memory["bias"]  # [B, 1, 1, S]
         attention = []
         for i, layer in enumerate(self.decoder):
-            x, weights = layer(
-                x, keys[:, i], values[:, i], t, None, memory["cross_k"][:, i], memory["cross_v"][:, i], cross_bias
-            )
+            x, weights = layer(x, keys[:, i], values[:, i], t, None, memory.cross_k[:, i], memory.cross_v[:, i], memory.bias)
             attention.append(weights[:, :, 0])  # [B, H, S]
         log_probs = F.log_softmax(self._logits(self.decoder_norm(x[:, 0])), dim=-1)  # [B, V]
-        new_state = {"self_k": keys, "self_v": values, "length": t + 1}
+        new_state = TransformerState(self_k=keys, self_v=values, length=t + 1)
         return log_probs, new_state, torch.stack(attention, dim=1)  # attention [B, L, H, S]
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -323,21 +319,25 @@ class TransformerSeq2Seq(nn.Module):
         T = tgt_in.size(1)
         x = self._embed(self.tgt_embed, tgt_in, start=0)  # [B, T, D]
         causal = x.new_full((T, T), float("-inf")).triu(1)  # [T, T] query i sees keys <= i
-        cross_bias = memory["bias"]
-        B, _, H, _, d = memory["cross_k"].shape
+        B, _, H, _, d = memory.cross_k.shape
         for i, layer in enumerate(self.decoder):
             keys, values = x.new_empty(B, H, T, d), x.new_empty(B, H, T, d)  # filled by the layer, all T at once
-            x, _ = layer(x, keys, values, 0, causal, memory["cross_k"][:, i], memory["cross_v"][:, i], cross_bias)
+            x, _ = layer(x, keys, values, 0, causal, memory.cross_k[:, i], memory.cross_v[:, i], memory.bias)
         return self._logits(self.decoder_norm(x))
 
-    def pack_for_inference(self) -> None:
-        """Build the fused encoder and decoder (``demo_core.transformer_fast``) from the current weights.
+    def prepare_for_cpu(self, weights: str, min_packed: int) -> "TransformerSeq2Seq":
+        """Build the fused encoder and decoder (``models.transformer_fast``) and pack their
+        large Linear layers (``models.cpu``).
 
         For inference copies only (``quantize_for_cpu``): later changes to the weights do not
-        reach the fused copy, and training mode bypasses it.
+        reach the fused copy, and training mode bypasses it. One packed copy of the tied
+        output projection serves both the fused and the module path.
         """
         self.packed_encoder = PackedEncoder(self)
         self.packed_decoder = PackedDecoder(self)
+        model = pack_linears(self, weights, min_packed)
+        model.output_projection = model.packed_decoder.output
+        return model
 
     # --- internals ------------------------------------------------------------------------
 

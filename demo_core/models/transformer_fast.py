@@ -15,7 +15,7 @@ operations:
 They return the same ``memory``, read and write the same ``state`` (key/value cache) and
 give the same attention weights as the module path, so decoders cannot tell the two apart;
 the tests check that both give the same log-probabilities and attention. Their projections
-are ``nn.Linear`` modules, so ``quantize_for_cpu`` packs the large ones (the output projection) like
+are ``nn.Linear`` modules, so ``prepare_for_cpu`` packs the large ones (the output projection) like
 any other Linear layer and leaves the small ones fp32.
 """
 
@@ -23,15 +23,38 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demo_core.models.interface import Memory, State
+
 Linear = Callable[[torch.Tensor], torch.Tensor]
-Tensors = dict[str, torch.Tensor]
-State = dict[str, torch.Tensor | int]
+
+
+@dataclass(frozen=True)
+class TransformerMemory(Memory):
+    """The source as every decoder layer reads it, computed once by ``encode``."""
+
+    bias: torch.Tensor  # [B, 1, 1, S] 0 where a key may be attended, -inf at padding
+    cross_k: torch.Tensor  # [B, L_dec, H, S, d] every decoder layer's cross-attention keys
+    cross_v: torch.Tensor  # [B, L_dec, H, S, d] ... and values
+    self_attention: torch.Tensor  # [B, L_enc, H, S, S] encoder self-attention
+
+    def encoder_attention(self) -> torch.Tensor:
+        return self.self_attention
+
+
+@dataclass(frozen=True)
+class TransformerState(State):
+    """Key/value cache [B, L_dec, H, capacity, d] whose first ``length`` positions are filled."""
+
+    self_k: torch.Tensor
+    self_v: torch.Tensor
+    length: int
 
 
 def _direct(layer: nn.Module, relu: bool = False) -> Linear:
@@ -104,7 +127,7 @@ class PackedEncoder(nn.Module):
                 | dict(zip(("norm_attn", "norm_ff"), map(_direct, layer.norms))) for layer in self.layers]
 
     @torch.no_grad()
-    def encode(self, src: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> Tensors:
+    def encode(self, src: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> TransformerMemory:
         """src [B, S], mask [B, S], bias [B, 1, 1, S] -> the memory of ``TransformerSeq2Seq.encode``."""
         B, S = src.shape
         if S > self.max_positions:
@@ -123,13 +146,8 @@ class PackedEncoder(nn.Module):
         x = self.final_norm(x)
         kv = torch.stack([proj(x) for proj in self.cross_kv], dim=1).view(B, -1, S, 2, H, d)  # [B, L, S, 2, H, d]
         kv = kv.permute(3, 0, 1, 4, 2, 5)  # [2, B, L, H, S, d]
-        return {
-            "mask": mask,
-            "bias": bias,
-            "cross_k": kv[0].contiguous(),
-            "cross_v": kv[1].contiguous(),
-            "self_attention": torch.stack(self_attention, dim=1),  # [B, L_enc, H, S, S]
-        }
+        return TransformerMemory(mask=mask, bias=bias, cross_k=kv[0].contiguous(), cross_v=kv[1].contiguous(),
+                                 self_attention=torch.stack(self_attention, dim=1))  # [B, L_enc, H, S, S]
 
 
 class PackedDecoderLayer(nn.Module):
@@ -173,13 +191,14 @@ class PackedDecoder(nn.Module):
         return calls + [{"output": _direct(self.output), "final_norm": _direct(self.final_norm)}]
 
     @torch.no_grad()
-    def step(self, memory: Tensors, state: State, prev_tokens: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor]:
+    def step(self, memory: TransformerMemory, state: TransformerState,
+             prev_tokens: torch.Tensor) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
         """The same contract as ``TransformerSeq2Seq.decode_step``: prev_tokens [B] ->
         log_probs [B, V], new state (cache written in place), cross-attention [B, L, H, S]."""
-        t = int(state["length"])
+        t = state.length
         if t >= self.max_positions:
             raise ValueError(f"sequence of {t + 1} positions exceeds max_positions={self.max_positions}")
-        keys, values = grow_cache(state["self_k"], state["self_v"], t)  # [B, L, H, C, d]
+        keys, values = grow_cache(state.self_k, state.self_v, t)  # [B, L, H, C, d]
         B, H, d, D = prev_tokens.size(0), self.n_heads, self.d_head, self.d_model
         x = self.embedding[prev_tokens] + self.positions[t]  # [B, D]
         if self._direct is None:
@@ -191,10 +210,10 @@ class PackedDecoder(nn.Module):
             context = F.scaled_dot_product_attention(q[:, :, None], keys[:, i, :, : t + 1], values[:, i, :, : t + 1])
             x = x + f["self_out"](context.view(B, D))  # context [B, H, 1, d]
             q = f["cross_query"](f["norm_cross"](x)).view(B, H, 1, d) * d**-0.5
-            weights = torch.softmax(q @ memory["cross_k"][:, i].transpose(-2, -1) + memory["bias"], dim=-1)  # [B, H, 1, S]
+            weights = torch.softmax(q @ memory.cross_k[:, i].transpose(-2, -1) + memory.bias, dim=-1)  # [B, H, 1, S]
             attention.append(weights[:, :, 0])  # [B, H, S]
-            x = x + f["cross_out"]((weights @ memory["cross_v"][:, i]).view(B, D))
+            x = x + f["cross_out"]((weights @ memory.cross_v[:, i]).view(B, D))
             x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         out = self._direct[-1]
         log_probs = F.log_softmax(out["output"](out["final_norm"](x)), dim=-1)  # [B, V]
-        return log_probs, {"self_k": keys, "self_v": values, "length": t + 1}, torch.stack(attention, dim=1)
+        return log_probs, TransformerState(self_k=keys, self_v=values, length=t + 1), torch.stack(attention, dim=1)

@@ -6,7 +6,7 @@ card's attention kind, so a new model gets the right equations from its ``config
 
 from __future__ import annotations
 
-from typing import Any
+from demo_core.card import ModelCard
 
 READING = """
 **The picture.** Each row of the heatmap is one output token $y_t$, each column one source
@@ -119,14 +119,16 @@ the verb in Chinese and after it in English, so expect long jumps off the diagon
 """
 
 
-def explanation(card: dict[str, Any]) -> str:
+def explanation(card: ModelCard | None) -> str:
     """Markdown for the model described by ``card``: how to read the figures, what this task's
-    attention tends to look like, then the model's equations."""
-    task = TASKS.get(str(card.get("task", "")), "")
-    if "zh" in (card.get("source_lang"), card.get("target_lang")):
+    attention tends to look like, then the model's equations (just how to read them for None)."""
+    if card is None:
+        return READING + WEIGHTS
+    task = TASKS.get(card.task, "")
+    if "zh" in (card.source_lang, card.target_lang):
         task += CHINESE
-    kind = str(card.get("model", {}).get("attention", ""))
-    if card.get("architecture") == "transformer":
+    kind = str(card.model.get("attention", ""))
+    if card.architecture == "transformer":
         maths = TRANSFORMER
     elif kind in SCORES:
         maths = ENCODER + SCORES[kind] + WEIGHTS + DECODER["additive" if kind == "additive" else "luong"]

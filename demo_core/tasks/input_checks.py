@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
 
 G2P_MAX_LETTERS = 30  # the longest CMUdict training word has 22 letters
 _WORD = re.compile(r"[A-Za-z']+")
 
 
-def input_problem(card: dict[str, Any], text: str) -> str | None:
-    """None when ``text`` suits the model of ``card``, else a message saying what to type."""
-    if card.get("task") != "g2p":
+def input_problem(task: str, text: str) -> str | None:
+    """None when ``text`` suits a model of ``task``, else a message saying what to type."""
+    if task != "g2p":
         return None
     word = text.strip()
     if _WORD.fullmatch(word):

@@ -1,4 +1,4 @@
-"""Train a model from a JSON config; resumable, with early stopping on the task metric.
+"""The training loop: a JSON config in, a shipped model folder out; resumable, with early stopping.
 
     python -m demo_core.train configs/de-en-rnn-bahdanau.json --data-dir ../shared/data
 
@@ -26,31 +26,27 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import json
 import math
-import platform
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from demo_core.tasks import datasets as data
-from demo_core.checkpoint import DEFAULT_ROOT, save_checkpoint
-from demo_core.decoding.search import DecodeConfig
-from demo_core.pipeline import Translator
-from demo_core.tasks.metrics import score
+from demo_core.checkpoint import DEFAULT_ROOT
+from demo_core.decoding import DecodeConfig
 from demo_core.models.registry import build_model, count_parameters
+from demo_core.pipeline import Translator
+from demo_core.tasks import datasets as data
+from demo_core.tasks.metrics import score
 from demo_core.text.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
+from demo_core.training.export import CARD_TEXT, card_from_config, cpu_has_bf16, export, hardware, ship
+from demo_core.training.state import averaged_weights, keep_snapshot, load_state, save_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,116 +119,6 @@ def lr_at(step: int, s: TrainSettings, scale: float = 1.0) -> float:
     return scale * s.lr * math.sqrt(s.warmup_steps / step)
 
 
-def save_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
-    """Resumable state: weights and Adam moments (safetensors) + counters (JSON), written atomically.
-
-    Tied weights (one embedding table for source, target and output) appear under several
-    names in the state dict; safetensors refuses tensors that share memory, so each name
-    gets its own copy (loading writes the same values back into the one shared table).
-    """
-    tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
-    for idx, st in opt.state_dict()["state"].items():
-        for name, value in st.items():
-            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
-    tmp = run_dir / "state.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(run_dir / "state.safetensors")
-    (run_dir / "state.json.tmp").write_text(json.dumps(info, indent=2))
-    (run_dir / "state.json.tmp").replace(run_dir / "state.json")
-
-
-def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state dict as separate CPU tensors (tied weights copied under each name)."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-
-
-def keep_snapshot(run_dir: Path, model: torch.nn.Module, epoch: int, keep: int) -> None:
-    """Save ``epoch``'s fp32 weights to ``<run_dir>/epochs/<epoch>.safetensors`` and delete the
-    snapshots of epochs before the last ``keep`` (``average_last``)."""
-    folder = run_dir / "epochs"
-    folder.mkdir(exist_ok=True)
-    tmp = folder / f"{epoch}.safetensors.tmp"
-    save_file(model_tensors(model), str(tmp))
-    tmp.replace(folder / f"{epoch}.safetensors")
-    for old in folder.glob("*.safetensors"):
-        if old.stem.isdigit() and int(old.stem) <= epoch - keep:
-            old.unlink()
-
-
-def averaged_weights(run_dir: Path, epochs: list[int]) -> dict[str, torch.Tensor] | None:
-    """The element-wise mean of the snapshots of ``epochs``; None when one of them is missing
-    (a run that began before ``average_last`` was set, or resumed from an older state)."""
-    paths = [run_dir / "epochs" / f"{e}.safetensors" for e in epochs]
-    if not all(p.is_file() for p in paths):
-        return None
-    total = {k: v.double() for k, v in load_file(str(paths[0])).items()}
-    for path in paths[1:]:
-        for k, v in load_file(str(path)).items():
-            total[k] += v.double()
-    return {k: (v / len(paths)).float() for k, v in total.items()}
-
-
-def load_state(run_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
-    if not (run_dir / "state.json").exists():
-        return None
-    tensors = load_file(str(run_dir / "state.safetensors"))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt_state = opt.state_dict()
-    states: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, idx, name = key.split(".", 2)
-            states.setdefault(int(idx), {})[name] = value
-    opt_state["state"] = states
-    opt.load_state_dict(opt_state)
-    return json.loads((run_dir / "state.json").read_text())
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays:
-    1.25x faster training steps for the Transformer configs (1.7x at width 256), 1.5x for the
-    RNN on the project's 2-core AMD EPYC (``python benchmarks/bench_training.py``); elsewhere
-    bf16 would be emulated."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        name = names[0] if names else name
-    return f"CPU: {name}, {torch.get_num_threads()} thread(s)"
-
-
-CARD_TEXT = ("display_name", "description", "task_label", "group", "menu_order", "examples", "example_notes", "data",
-             "decode_defaults")  # what a card may say differently after training: words for the reader, defaults
-
-
-def model_card(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> dict[str, Any]:
-    """The config.json shipped with the weights."""
-    keep = ("id", "display_name", "description", "task", "task_label", "group", "source_lang", "target_lang",
-            "architecture", "examples", "example_notes", "menu_order", "data", "max_source_tokens", "decode_defaults",
-            "dataset", "dataset_options", "splits", "metric")
-    card = {k: cfg[k] for k in keep if k in cfg}
-    card["model"] = model_cfg
-    card["tokenizer"] = dict(tok_files, **{k: v for k, v in cfg["tokenizer"].items() if k.endswith("_normalizer")})
-    return card
-
-
 def evaluate_valid(translator: Translator, items: list[tuple[str, list[str]]], metric: str, s: TrainSettings) -> tuple[float, dict[str, Any]]:
     """Greedy-decode each validation source once and score it against all its references."""
     # The decoders build their tensors (padded sources, BOS tokens) with the factory default
@@ -286,7 +172,7 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
 
     def score_valid() -> tuple[float, dict[str, Any]]:
         """The model as it is now, greedy-decoding the validation split: (metric, all values)."""
-        translator = Translator(model_card(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
+        translator = Translator(card_from_config(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
         return evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
 
     def export_now(folder: Path, epoch: int, metric: float, values: dict[str, Any], **extra: Any) -> None:
@@ -382,48 +268,9 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
                 export_now(best, epochs[-1], metric, values, averaged_epochs=[epochs[0], epochs[-1]])
     if best.exists():
         fresh = load_config(config_path)  # the card's words as the config says them now
-        card = model_card(dict(cfg, **{k: fresh[k] for k in CARD_TEXT if k in fresh}), model_cfg, tok_files)
+        card = card_from_config(dict(cfg, **{k: fresh[k] for k in CARD_TEXT if k in fresh}), model_cfg, tok_files)
         ship(best, target, card, log_path, label)
     return target
-
-
-def ship(folder: Path, target: Path, card: dict[str, Any], log_path: Path, label: str) -> None:
-    """Copy the exported ``folder`` to ``target`` with ``card`` as its config.json and the whole
-    training curve.
-
-    The card's words come from the config file as it is when training ends, since a long run
-    may see it edited. When ``target`` holds the same weights already, only its card is
-    replaced: the metrics ``evaluate`` measured on those weights stay.
-    """
-    (folder / "config.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if same_weights(folder, target):
-        shutil.copyfile(folder / "config.json", target / "config.json")
-        print(f"{label} is already in {target}: its card was refreshed, its metrics.json kept", file=sys.stderr)
-        return
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(folder, target)
-    shutil.copyfile(log_path, target / "train_log.csv")
-    print(f"exported {label} to {target}", file=sys.stderr)
-
-
-def same_weights(a: Path, b: Path) -> bool:
-    """True when folders a and b hold model.safetensors files with the same tensors and metadata.
-
-    Tensors and metadata are compared, not bytes: safetensors writes the metadata's keys in an
-    order that changes from one process to the next, so two exports of the same weights can
-    differ byte for byte."""
-    fa, fb = a / "model.safetensors", b / "model.safetensors"
-    if not (fa.is_file() and fb.is_file()):
-        return False
-    with safe_open(str(fa), "pt") as x, safe_open(str(fb), "pt") as y:
-        if x.metadata() != y.metadata() or set(x.keys()) != set(y.keys()):
-            return False
-        for key in x.keys():
-            ta, tb = x.get_tensor(key), y.get_tensor(key)
-            if ta.dtype != tb.dtype or not torch.equal(ta, tb):
-                return False
-    return True
 
 
 @torch.no_grad()
@@ -439,25 +286,6 @@ def validation_loss(model: torch.nn.Module, pairs: list[data.Pair], src_tok: Tok
         total += F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID, reduction="sum").item()
         count += int((tgt_out != PAD_ID).sum())
     return total / max(count, 1)
-
-
-def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str],
-           run_dir: Path, info: dict[str, Any], n_params: int, device: torch.device, amp: bool = False) -> None:
-    metrics = {
-        "valid": {"split": cfg.get("splits", {}).get("valid", "val"), "decoding": "greedy", **info.get("best_values", {})},
-        "parameters": n_params,
-        "epochs_trained": info["epoch"],
-        "best_epoch": info["best_epoch"],
-        **({"averaged_epochs": info["averaged_epochs"]} if "averaged_epochs" in info else {}),
-        "training_seconds": round(info["train_seconds"], 1),
-        "hardware": hardware(device),
-        "training_precision": "bf16 autocast, fp32 weights" if amp else "fp32",
-        "date": dt.date.today().isoformat(),
-        "commit": git_commit(),
-        "train_command": f"python -m demo_core.train configs/{cfg['id']}.json --data-dir ../shared/data",
-    }
-    save_checkpoint(model, out_dir, model_card(cfg, model_cfg, tok_files),
-                    {name: run_dir / name for name in set(tok_files.values())}, metrics)
 
 
 def main(argv: list[str] | None = None) -> None:

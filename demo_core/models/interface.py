@@ -1,0 +1,82 @@
+"""The interface every architecture shares, and the typed memory and state it passes around.
+
+Decoders drive any model through three calls::
+
+    memory = model.encode(src)                               # src [B, S]
+    state = model.init_state(memory)
+    log_probs, state, attn = model.decode_step(memory, state, prev_tokens)
+    #        [B, V]                     [B, layers, heads, S]
+
+``memory`` and ``state`` are frozen dataclasses whose tensor fields have the hypothesis as
+their first dimension, so a decoder reorders or copies hypotheses with ``select`` and never
+asks which architecture it drives. Every memory has a ``mask`` [B, S] (True = a real source
+token) and may offer the encoder's self-attention. ``decode_step`` may update the state it is
+given in place (a key/value cache): decoders only continue from the state a step returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Protocol, TypeVar
+
+import torch
+from torch import nn
+
+R = TypeVar("R", bound="Rows")
+
+
+class Rows:
+    """A dataclass of per-hypothesis tensors (first dimension) and shared plain values."""
+
+    def select(self: R, index: torch.Tensor) -> R:
+        """The rows ``index`` [N] of every tensor field; other fields are shared as they are."""
+        picked = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                picked[f.name] = value.index_select(0, index)
+        return replace(self, **picked)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class Memory(Rows):
+    """What ``encode`` returns; architectures add their own fields."""
+
+    mask: torch.Tensor  # [B, S] True where the source has a token
+
+    def encoder_attention(self) -> torch.Tensor | None:
+        """Encoder self-attention [B, L_enc, H, S, S], or None for an encoder without it."""
+        return None
+
+
+@dataclass(frozen=True)
+class State(Rows):
+    """The decoder's state between steps; architectures add their own fields."""
+
+
+M = TypeVar("M", bound=Memory)
+S = TypeVar("S", bound=State)
+
+
+class Seq2SeqModel(Protocol[M, S]):
+    """An attention encoder-decoder as decoding, training and serving use it."""
+
+    def encode(self, src: torch.Tensor) -> M:
+        """src [B, S] ids, PAD-padded on the right -> memory."""
+        ...
+
+    def init_state(self, memory: M) -> S:
+        """The decoder state before the first output token."""
+        ...
+
+    def decode_step(self, memory: M, state: S, prev_tokens: torch.Tensor) -> tuple[torch.Tensor, S, torch.Tensor]:
+        """prev_tokens [B] -> log_probs [B, V], next state, cross-attention [B, layers, heads, S]."""
+        ...
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing for training: src [B, S], tgt_in [B, T] -> logits [B, T, V]."""
+        ...
+
+    def prepare_for_cpu(self, weights: str, min_packed: int) -> nn.Module:
+        """Turn this inference-only copy into its fast CPU form (see ``demo_core.models.cpu``)."""
+        ...

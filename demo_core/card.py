@@ -101,7 +101,7 @@ class ModelCard:
     @classmethod
     def from_json(cls, values: Any, where: str = "config.json") -> "ModelCard":
         """A card from parsed JSON; ``where`` (the file) is named in every error."""
-        return _build(cls, values, where)
+        return build_checked(cls, values, where)
 
     @classmethod
     def read(cls, path: Path) -> "ModelCard":
@@ -119,7 +119,7 @@ class ModelCard:
 # ---- checked construction from JSON ----------------------------------------------------------
 
 
-def _build(cls: type, values: Any, where: str) -> Any:
+def build_checked(cls: type, values: Any, where: str) -> Any:
     """``cls`` (a dataclass) from a JSON object, every field checked against its type hint."""
     if not isinstance(values, dict):
         raise CardError(f"{where} must hold a JSON object for {cls.__name__}, got {type(values).__name__}")
@@ -143,7 +143,7 @@ def _value(hint: Any, value: Any, where: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _value(inner, value, where)
     if hasattr(hint, "__dataclass_fields__"):
-        return _build(hint, value, where)
+        return build_checked(hint, value, where)
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, args[0]) for v in value):
             raise CardError(f"{where} must be a list of {args[0].__name__}")

@@ -12,7 +12,6 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from safetensors import safe_open
 
 from demo_core.card import ModelCard
 from demo_core.checkpoint import save_checkpoint
+from demo_core.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,15 +59,6 @@ def hardware(device: torch.device) -> str:
 
 CARD_TEXT = ("display_name", "description", "task_label", "group", "menu_order", "examples", "example_notes", "data",
              "decode_defaults")  # what a card may say differently after training: words for the reader, defaults
-
-
-def card_from_config(cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str]) -> ModelCard:
-    """The card shipped with the weights: the config's card fields, the model config with its
-    vocabulary sizes, and the tokenizer files written for this run."""
-    card_fields = {f.name for f in fields(ModelCard)} - {"model", "tokenizer"}
-    values = {k: v for k, v in cfg.items() if k in card_fields}
-    normalizers = {k: v for k, v in cfg["tokenizer"].items() if k.endswith("_normalizer")}
-    return ModelCard.from_json(dict(values, model=model_cfg, tokenizer=dict(tok_files, **normalizers)), f"configs/{cfg['id']}.json")
 
 
 def ship(folder: Path, target: Path, card: ModelCard, log_path: Path, label: str) -> None:
@@ -109,11 +100,11 @@ def same_weights(a: Path, b: Path) -> bool:
     return True
 
 
-def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg: dict[str, Any], tok_files: dict[str, str],
+def export(model: torch.nn.Module, out_dir: Path, cfg: TrainConfig, model_cfg: dict[str, Any], tok_files: dict[str, str],
            run_dir: Path, info: dict[str, Any], n_params: int, device: torch.device, amp: bool = False) -> None:
     """Write ``model`` as a servable folder with its card and the validation metrics of ``info``."""
     metrics = {
-        "valid": {"split": cfg.get("splits", {}).get("valid", "val"), "decoding": "greedy", **info.get("best_values", {})},
+        "valid": {"split": cfg.card.split("valid", "val"), "decoding": "greedy", **info.get("best_values", {})},
         "parameters": n_params,
         "epochs_trained": info["epoch"],
         "best_epoch": info["best_epoch"],
@@ -123,7 +114,7 @@ def export(model: torch.nn.Module, out_dir: Path, cfg: dict[str, Any], model_cfg
         "training_precision": "bf16 autocast, fp32 weights" if amp else "fp32",
         "date": dt.date.today().isoformat(),
         "commit": git_commit(),
-        "train_command": f"python -m demo_core.train configs/{cfg['id']}.json --data-dir ../shared/data",
+        "train_command": f"python -m demo_core.train configs/{cfg.id}.json --data-dir ../shared/data",
     }
-    save_checkpoint(model, out_dir, card_from_config(cfg, model_cfg, tok_files),
+    save_checkpoint(model, out_dir, cfg.shipped_card(model_cfg, tok_files),
                     {name: run_dir / name for name in set(tok_files.values())}, metrics)

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,69 +44,33 @@ from demo_core.pipeline import Translator
 from demo_core.tasks import datasets as data
 from demo_core.tasks.metrics import score
 from demo_core.text.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
-from demo_core.training.export import CARD_TEXT, card_from_config, cpu_has_bf16, export, hardware, ship
+from demo_core.training.config import TokenizerSpec, TrainConfig, TrainSettings
+from demo_core.training.export import CARD_TEXT, cpu_has_bf16, export, hardware, ship
 from demo_core.training.state import averaged_weights, keep_snapshot, load_state, save_state
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``training`` section of a config."""
-
-    max_tokens: int = 3000  # padded tokens per batch
-    lr: float = 1e-3
-    warmup_steps: int = 800
-    max_epochs: int = 40
-    patience: int = 6  # epochs without a better validation metric before stopping
-    label_smoothing: float = 0.1
-    clip_norm: float = 1.0
-    weight_decay: float = 0.0
-    seed: int = 1
-    max_train_len: int = 100  # drop training pairs longer than this many tokens
-    valid_max_len_a: float = 1.5
-    stop_at: float | None = None  # stop once the validation metric reaches this (e.g. 100% exact match)
-    plateau_factor: float = 1.0  # multiply the learning rate by this after each epoch that does not improve (1: never)
-    average_last: int = 1  # at the end, also try the mean weights of the last N epochs (1: never)
+def load_config(path: Path) -> TrainConfig:
+    """The parsed training config (``demo_core.training.config``)."""
+    return TrainConfig.read(path)
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-    for key in ("id", "task", "dataset", "source_lang", "target_lang", "architecture", "model", "tokenizer"):
-        if key not in cfg:
-            raise ValueError(f"{path}: config lacks {key!r}")
-    return cfg
-
-
-def settings_from(cfg: dict[str, Any]) -> TrainSettings:
-    known = {f.name for f in fields(TrainSettings)}
-    section = cfg.get("training", {})
-    unknown = set(section) - known
-    if unknown:
-        raise ValueError(f"training section has unknown fields {sorted(unknown)}")
-    return TrainSettings(**section)
-
-
-def build_tokenizers(cfg: dict[str, Any], train_pairs: list[data.Pair], run_dir: Path) -> tuple[Tokenizer, Tokenizer, dict[str, str]]:
-    """Train (or reuse from run_dir) the SentencePiece model(s) named by the config."""
-    tok = cfg["tokenizer"]
-    model_type = tok.get("model_type", "unigram")
-    if tok.get("joint", False):
+def build_tokenizers(tok: TokenizerSpec, train_pairs: list[data.Pair], run_dir: Path) -> tuple[Tokenizer, Tokenizer, dict[str, str]]:
+    """Train (or reuse from run_dir) the SentencePiece model(s) the config asks for."""
+    if tok.joint:
         path = run_dir / "joint.spm.model"
         if not path.exists():
             sents = [s for s, _ in train_pairs] + [t for _, t in train_pairs]
-            train_sentencepiece(sents, path, tok["vocab_size"], model_type, tok.get("character_coverage", 1.0))
-        norm = {side: tok.get(f"{side}_normalizer") for side in ("source", "target")}
-        return Tokenizer(path, norm["source"]), Tokenizer(path, norm["target"]), {"source": path.name, "target": path.name}
+            train_sentencepiece(sents, path, tok.vocab_size, tok.model_type, tok.character_coverage)
+        return (Tokenizer(path, tok.source_normalizer), Tokenizer(path, tok.target_normalizer),
+                {"source": path.name, "target": path.name})
     paths = {"source": run_dir / "source.spm.model", "target": run_dir / "target.spm.model"}
     for side, idx in (("source", 0), ("target", 1)):
         if not paths[side].exists():
             sents = [p[idx] for p in train_pairs]
-            train_sentencepiece(
-                sents, paths[side], tok[f"{side}_vocab"], tok.get(f"{side}_model_type", model_type),
-                tok.get("character_coverage", 1.0),
-            )
-    return (Tokenizer(paths["source"], tok.get("source_normalizer")), Tokenizer(paths["target"], tok.get("target_normalizer")),
+            train_sentencepiece(sents, paths[side], tok.side_vocab(side), tok.side_model_type(side), tok.character_coverage)
+    return (Tokenizer(paths["source"], tok.source_normalizer), Tokenizer(paths["target"], tok.target_normalizer),
             {k: v.name for k, v in paths.items()})
 
 
@@ -155,25 +118,26 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         raise ValueError(f"export_epoch must be 'best' or 'last', got {export_epoch!r}")
     started = time.time()
     cfg = load_config(config_path)
-    s = settings_from(cfg)
+    card, s = cfg.card, cfg.training
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device_name)
     torch.manual_seed(s.seed)
-    splits = cfg.get("splits", {"train": "train", "valid": "val"})
-    load = lambda split: data.load_pairs(cfg["dataset"], data_dir, split, cfg["source_lang"], cfg["target_lang"],  # noqa: E731
-                                         cfg.get("dataset_options"))
-    train_pairs, valid_pairs = load(splits["train"])[:limit], load(splits["valid"])[:limit]
+    def load(role: str, default: str) -> list[data.Pair]:
+        split = card.split(role, default)
+        return data.load_pairs(card.dataset, data_dir, split, card.source_lang, card.target_lang, card.dataset_options)[:limit]
+
+    train_pairs, valid_pairs = load("train", "train"), load("valid", "val")
     # The metric sees each validation source once with all its references (G2P: every pronunciation).
-    valid_refs = data.group_references(valid_pairs, data.DATASETS[cfg["dataset"]].multi_reference)
-    src_tok, tgt_tok, tok_files = build_tokenizers(cfg, train_pairs, run_dir)
-    model_cfg = dict(cfg["model"], src_vocab=src_tok.vocab_size, tgt_vocab=tgt_tok.vocab_size)
-    model = build_model(cfg["architecture"], model_cfg).to(device)
+    valid_refs = data.group_references(valid_pairs, data.DATASETS[card.dataset].multi_reference)
+    src_tok, tgt_tok, tok_files = build_tokenizers(cfg.tokenizer, train_pairs, run_dir)
+    model_cfg = dict(card.model, src_vocab=src_tok.vocab_size, tgt_vocab=tgt_tok.vocab_size)
+    model = build_model(card.architecture, model_cfg).to(device)
     n_params = count_parameters(model)
 
     def score_valid() -> tuple[float, dict[str, Any]]:
         """The model as it is now, greedy-decoding the validation split: (metric, all values)."""
-        translator = Translator(card_from_config(cfg, model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
-        return evaluate_valid(translator, valid_refs, cfg.get("metric", "bleu"), s)
+        translator = Translator(cfg.shipped_card(model_cfg, tok_files), model.float().eval(), src_tok, tgt_tok)
+        return evaluate_valid(translator, valid_refs, card.metric, s)
 
     def export_now(folder: Path, epoch: int, metric: float, values: dict[str, Any], **extra: Any) -> None:
         """Export the model as it is now (not the best epoch) to ``folder``, scored ``metric`` on validation."""
@@ -183,14 +147,14 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=s.weight_decay)
     info = load_state(run_dir, model, opt) or {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "train_seconds": 0.0}
     if info["epoch"]:
-        print(f"resuming {cfg['id']} after epoch {info['epoch']} (best {info['best']:.2f} at epoch {info['best_epoch']})", file=sys.stderr)
+        print(f"resuming {card.id} after epoch {info['epoch']} (best {info['best']:.2f} at epoch {info['best_epoch']})", file=sys.stderr)
     examples = [(src_tok.encode(a), tgt_tok.encode(b)) for a, b in train_pairs]
     examples = [e for e in examples if 0 < len(e[0]) <= s.max_train_len and 0 < len(e[1]) <= s.max_train_len]
     log_path = run_dir / "train_log.csv"
     if not log_path.exists():
         log_path.write_text("epoch,step,train_loss,valid_loss,valid_metric,lr,epoch_seconds,tokens_per_second\n")
     use_amp = amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
-    print(f"{cfg['id']}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}"
+    print(f"{card.id}: {n_params:,} parameters, {len(examples):,} training pairs, device {hardware(device)}"
           f"{', bf16 autocast' if use_amp else ''}", file=sys.stderr)
     last_epoch = max_epochs or s.max_epochs
     epoch_wall: float | None = None  # the last epoch of this call, validation and saving included
@@ -243,9 +207,9 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
         if s.average_last > 1:
             keep_snapshot(run_dir, model, epoch, s.average_last)
         print(f"epoch {epoch}: train loss {total_loss / max(total_tokens, 1):.3f}, valid loss {valid_loss:.3f}, "
-              f"valid {cfg.get('metric', 'bleu')} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
+              f"valid {card.metric} {metric:.2f}{' (best)' if improved else ''}, {seconds:.0f} s", file=sys.stderr)
         epoch_wall = time.time() - start
-    target = export_root / cfg["id"]
+    target = export_root / card.id
     best, label = run_dir / "best", f"epoch {info['best_epoch']} (best)"
     if export_epoch == "last" and info["epoch"]:
         metric, values = score_valid()
@@ -267,9 +231,9 @@ def train(config_path: Path, data_dir: Path, run_dir: Path, export_root: Path, d
                 best, label = run_dir / "averaged", mean
                 export_now(best, epochs[-1], metric, values, averaged_epochs=[epochs[0], epochs[-1]])
     if best.exists():
-        fresh = load_config(config_path)  # the card's words as the config says them now
-        card = card_from_config(dict(cfg, **{k: fresh[k] for k in CARD_TEXT if k in fresh}), model_cfg, tok_files)
-        ship(best, target, card, log_path, label)
+        fresh = load_config(config_path).card  # the card's words as the config says them now
+        words = replace(cfg.card, **{k: getattr(fresh, k) for k in CARD_TEXT})
+        ship(best, target, replace(cfg, card=words).shipped_card(model_cfg, tok_files), log_path, label)
     return target
 
 
@@ -307,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)
-    run_dir = args.run_dir or REPO / "runs" / cfg["id"]
+    run_dir = args.run_dir or REPO / "runs" / cfg.id
     train(args.config, args.data_dir, run_dir, args.export_root, args.device, args.max_epochs, args.limit, args.time_limit,
           amp=not args.fp32, export_epoch=args.export)
 

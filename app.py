@@ -40,7 +40,7 @@ from demo_core.serving.requests import (
 )
 
 # One decode is a chain of tiny matrix products: extra intra-op threads only add hand-over
-# cost, and on a shared 2-core machine they made a greedy run ~20x slower (measured).
+# cost (``python benchmarks/bench_decoding.py --threads 2`` against ``--threads 1``).
 if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
 

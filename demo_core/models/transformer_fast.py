@@ -59,8 +59,8 @@ class TransformerState(State):
 
 def _direct(layer: nn.Module, relu: bool = False) -> Linear:
     """``layer`` as a plain function of its input (followed by ReLU when ``relu``): the packed
-    fp16 product and layer norm are called directly, skipping the modules' own Python (about
-    14 us a call, 20 calls a step) and the operator's Python dispatch checks (``_op``)."""
+    fp16 product and layer norm are called directly, skipping the modules' own Python (a
+    fixed cost per call, paid about 20 times a step) and the operator's Python dispatch checks (``_op``)."""
     packed = getattr(layer, "_packed_params", None)
     if packed is not None and packed.dtype == torch.float16:
         params = packed._packed_params

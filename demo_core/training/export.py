@@ -34,10 +34,8 @@ def git_commit() -> str:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays:
-    1.25x faster training steps for the Transformer configs (1.7x at width 256), 1.5x for the
-    RNN on the project's 2-core AMD EPYC (``python benchmarks/bench_training.py``); elsewhere
-    bf16 would be emulated."""
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays
+    (docs/SPEED.md, ``python benchmarks/bench_training.py``); elsewhere bf16 would be emulated."""
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         return False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ CSS = """
 """
 STRATEGY_CHOICES = [(label, key) for key, label in STRATEGY_LABELS.items()]
 PRIVATE = dict(api_visibility="private")
+LOG = logging.getLogger("seq2seq_explorer")
 
 
 @contextmanager
@@ -72,6 +74,12 @@ def user_errors(for_page: bool = False) -> Iterator[None]:
     except InputError as exc:
         message = html.escape(str(exc), quote=False) if for_page else str(exc)
         raise gr.Error(message, print_exception=False) from exc
+    except gr.Error:
+        raise
+    except Exception as exc:  # a bug, not the user's mistake: say so, and log it for the maintainer
+        LOG.exception("internal error")
+        raise gr.Error(f"internal error ({type(exc).__name__}); it has been logged. Try other input or "
+                       "settings, or report it.", print_exception=False) from exc
 
 
 def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], options: list[Option],

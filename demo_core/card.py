@@ -67,6 +67,7 @@ class ModelCard:
     dataset_options: dict[str, Any] | None = None
     splits: dict[str, str] = field(default_factory=dict)  # train / valid / test -> the data set's split
     metric: str = "bleu"
+    weights_sha256: str | None = None  # of model.safetensors, written at export, checked on load
 
     @property
     def name(self) -> str:

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from demo_core.card import ModelCard
 from demo_core.checkpoint import DEFAULT_ROOT, CheckpointError, find_models, load_model_dir
+from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
 from demo_core.models.cpu import CPU_WEIGHTS, quantize_for_cpu
 from demo_core.models.interface import Seq2SeqModel
-from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
 from demo_core.tasks.datasets import pad
 from demo_core.tasks.input_checks import input_problem
 from demo_core.text.tokenizer import EOS_ID, Tokenizer, normalize_text
@@ -105,6 +104,10 @@ class Translator:
             raise InputError("text must be a string")
         if len(text) > MAX_INPUT_CHARS:
             raise InputError(f"text is {len(text)} characters long; the limit is {MAX_INPUT_CHARS}")
+        bad = next((i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+        if bad is not None:  # a lone UTF-16 surrogate: no text encoding can hold it
+            raise InputError(f"text has an unpaired surrogate character (U+{ord(text[bad]):04X}) at position {bad + 1}; "
+                             "it is not a real character: retype or remove it")
         if not normalize_text(text):
             raise InputError("text is empty: type a sentence to translate")
         problem = input_problem(self.card.task, text)  # e.g. digits or a phrase for the pronunciation model

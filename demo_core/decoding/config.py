@@ -19,7 +19,9 @@ STRATEGIES = ("greedy", "beam", "sample")
 STRATEGY_LABELS = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}
 MAX_BEAM = 16
 MAX_OUTPUT_TOKENS = 400
-SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+MAX_SEED = 2**63 - 1  # the largest signed 64-bit seed
+MIN_TEMPERATURE = 0.01  # far below it log-probs / temperature overflow float32 (NaN in softmax)
+MIN_TOP_P = 0.01  # a nucleus below 1% of the mass is the top token alone: greedy
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,14 @@ class Option:
             return
         if self.choices is not None:
             if value not in self.choices:
-                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {shown(repr(value))}")
             return
         if isinstance(value, float) and math.isnan(value):
             raise ValueError(f"{self.name} must be a number, got nan")
         low_ok = self.minimum is None or (value > self.minimum if self.open_minimum else value >= self.minimum)
         high_ok = self.maximum is None or value <= self.maximum
         if not (low_ok and high_ok):
-            raise ValueError(f"{self.name} must be {self.range_text()}, got {value}")
+            raise ValueError(f"{self.name} must be {self.range_text()}, got {shown(value)}")
 
     def range_text(self) -> str:
         """The valid range in words, e.g. ``between 1 and 16`` or ``> 0``."""
@@ -86,6 +88,12 @@ class Option:
         if low is not None:
             return f"> {low}" if self.open_minimum else f">= {low}"
         return f"<= {high}" if high is not None else "any value"
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """``value`` for an error message, cut to ``limit`` characters (a number may have 400 digits)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit - 12]}… ({len(text)} characters)"
 
 
 def option(**spec: Any) -> Any:
@@ -111,17 +119,17 @@ class DecodeConfig:
         strategies=("beam",), blank="none", help="beam hypotheses returned (default: the beam width)",
         page=(1, MAX_BEAM, 1), page_value=5, page_why="the slider shows the beam width's default as its value")
     temperature: float = option(
-        name="temperature", kind=float, default=1.0, label="Temperature", minimum=0.0, open_minimum=True, strategies=("sample",),
+        name="temperature", kind=float, default=1.0, label="Temperature", minimum=MIN_TEMPERATURE, maximum=100.0, strategies=("sample",),
         help="divides the log-probabilities before sampling: < 1 sharper, > 1 flatter", page=(0.05, 2, 0.05))
     top_k: int = option(
         name="top_k", kind=int, default=0, label="Top-k (0 = off)", minimum=0, strategies=("sample",),
         help="sample only from the k most likely tokens (0 = off)", page=(0, 100, 1))
     top_p: float = option(
-        name="top_p", kind=float, default=1.0, label="Top-p (nucleus)", minimum=0.0, open_minimum=True, maximum=1.0,
+        name="top_p", kind=float, default=1.0, label="Top-p (nucleus)", minimum=MIN_TOP_P, maximum=1.0,
         strategies=("sample",), help="sample only from the most likely tokens whose mass reaches p",
         page=(0.05, 1, 0.05))
     seed: int | None = option(
-        name="seed", kind=int, default=0, label="Seed (empty = random)", minimum=SEED_RANGE[0], maximum=SEED_RANGE[1],
+        name="seed", kind=int, default=0, label="Seed (empty = random)", minimum=0, maximum=MAX_SEED,
         strategies=("sample",), blank="none", help="random seed for sampling (empty: a new one each run)")
     num_samples: int = option(
         name="num_samples", kind=int, default=1, label="Samples", minimum=1, maximum=MAX_BEAM, strategies=("sample",),
@@ -193,16 +201,16 @@ def coerce(opt: Option, value: Any) -> Any:
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(f"{opt.name} must be a whole number, got {value!r}") from None
+            raise ValueError(f"{opt.name} must be a whole number, got {shown(repr(value))}") from None
         if not number.is_integer():
-            raise ValueError(f"{opt.name} must be a whole number, got {value!r}")
+            raise ValueError(f"{opt.name} must be a whole number, got {shown(repr(value))}")
         return int(number)
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{opt.name} must be a number, got {value!r}") from None
+        raise ValueError(f"{opt.name} must be a number, got {shown(repr(value))}") from None
     if math.isnan(number) or math.isinf(number):
-        raise ValueError(f"{opt.name} must be a finite number, got {value!r}")
+        raise ValueError(f"{opt.name} must be a finite number, got {shown(repr(value))}")
     return number
 
 

@@ -54,10 +54,10 @@ def model_choices(registry: ModelRegistry, task: str | None) -> list[tuple[str, 
 
 
 def default_model(registry: ModelRegistry) -> str | None:
-    """First usable model in menu order (else the first listed), None when nothing is installed."""
+    """First usable model in menu order; None when none is usable (a damaged model is never the default)."""
     listed = [model_id for _, task in task_choices(registry) for _, model_id in model_choices(registry, task)]
     usable = [m for m in listed if m in registry.available()]
-    return (usable or listed or [None])[0]
+    return usable[0] if usable else None
 
 
 def card_of(registry: ModelRegistry, model_id: str | None) -> ModelCard | None:

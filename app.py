@@ -33,11 +33,17 @@ import torch
 
 from demo_core.decoding import OPTION, OPTIONS, Option
 from demo_core.decoding.config import STRATEGY_LABELS
+from demo_core.figures_speech import synthesis_figure
 from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
-from demo_core.serving import catalogue, pronunciation, views
+from demo_core.serving import catalogue, pronunciation, synthesis, views
 from demo_core.serving.explanations import explanation
 from demo_core.serving.requests import (
-    COMPARE_SHARED, compare_options, compare_request, decode_defaults, decode_request, prepare_request,
+    COMPARE_SHARED,
+    compare_options,
+    compare_request,
+    decode_defaults,
+    decode_request,
+    prepare_request,
 )
 
 # One decode is a chain of tiny matrix products: extra intra-op threads only add hand-over
@@ -144,13 +150,29 @@ class Page:
              "strategy_a": (str, self.compare_strategy_a), "model_b": (str, self.compare_b or ""),
              "strategy_b": (str, self.compare_strategy_b)},
             [OPTION[name] for name in COMPARE_SHARED], self._compare)
+        self.speech_model = synthesis.default_speech_model(registry)
+        self.synthesize = endpoint(
+            "synthesize",
+            "Speak ``text`` (English, at most 25 words) with the speech-synthesis ``model``.\n\nReturns the words, "
+            "their phones and where each came from (CMUdict or the pronunciation model), the attention [decoder "
+            "steps, phones], the log-mel spectrogram [frames, 80], stop probabilities, and the audio as a base64 "
+            "WAV file with its sample rate.",
+            {"text": (str, inspect.Parameter.empty), "model": (str, self.speech_model or "")},
+            [OPTION["seed"]], self._synthesize)
 
     # --- the API ------------------------------------------------------------------------------
 
     def _generate(self, args: dict[str, Any]) -> dict:
         text, model = args.pop("text"), args.pop("model")
+        if self.registry.is_speech(model):  # speech has one strategy: the same reply as /synthesize
+            return self._synthesize({"text": text, "model": model, "seed": args.get("seed")})
         with user_errors():
             return pronunciation.api_json(self.registry, decode_request(self.registry, text, model, args))
+
+    def _synthesize(self, args: dict[str, Any]) -> dict:
+        with user_errors():
+            _, result = synthesis.synthesize(self.registry, args["model"], args["text"], args["seed"])
+            return synthesis.api_json(args["model"], result)
 
     def _compare(self, args: dict[str, Any]) -> dict:
         shared = {name: args[name] for name in COMPARE_SHARED}
@@ -168,10 +190,51 @@ class Page:
     def check(self, values: Mapping[Any, Any]) -> None:
         """Reject bad input before the run, so the page shows a message and keeps its last result."""
         with user_errors(for_page=True):
-            prepare_request(self.registry, values[self.text], values[self.model], self.options(values))
+            if self.registry.is_speech(values[self.model]):
+                synthesis.check(self.registry, values[self.model], values[self.text])
+            else:
+                prepare_request(self.registry, values[self.text], values[self.model], self.options(values))
 
-    def explore(self, values: Mapping[Any, Any]) -> tuple:
-        """The page's run: decode, then fill the output, tables, selectors and figures."""
+    def explore(self, values: Mapping[Any, Any]) -> dict:
+        """The page's run: decode (or synthesise), then fill the outputs of that kind of model."""
+        if self.registry.is_speech(values[self.model]):
+            return self.explore_speech(values)
+        return dict(zip(self.text_outputs, self.explore_text(values))) | {
+            self.text_panel: gr.update(visible=True), self.speech_panel: gr.update(visible=False)}
+
+    def explore_speech(self, values: Mapping[Any, Any]) -> dict:
+        """Synthesise: phones, both voices, the step control, and attention over the spectrogram."""
+        model = values[self.model]
+        with user_errors(for_page=True):
+            synth, result = synthesis.synthesize(self.registry, model, values[self.text], values[self.speech_seed])
+        steps = result.attention.shape[0]
+        return {
+            self.text_panel: gr.update(visible=False), self.speech_panel: gr.update(visible=True),
+            self.run_summary: synthesis.summary(model, result),
+            self.speech_phones: synthesis.phones_markdown(result),
+            self.speech_audio: (result.sample_rate, result.audio_int16),
+            self.reference_audio: synthesis.reference_audio(synth, result),
+            self.speech_step: gr.update(minimum=1, maximum=max(steps, 2), value=1),
+            self.speech_step_text: synthesis.step_markdown(result, 1),
+            self.speech_figure: synthesis_figure(result, 1),
+            self.speech_result: result,
+        }
+
+    def show_step(self, result: Any, step: int) -> tuple:
+        """Decoder step ``step`` of the last synthesis: what it attended to and what it wrote."""
+        if result is None:
+            return gr.skip(), gr.skip()
+        step = views.selected(step, 1)
+        return synthesis.step_markdown(result, step), synthesis_figure(result, step)
+
+    def move_step(self, result: Any, step: int, delta: int) -> Any:
+        """The step one before or after ``step``, kept within the decode."""
+        if result is None:
+            return gr.skip()
+        return max(1, min(views.selected(step, 1) + delta, result.attention.shape[0]))
+
+    def explore_text(self, values: Mapping[Any, Any]) -> tuple:
+        """Decode with a text model, then fill the output, tables, selectors and figures."""
         with user_errors(for_page=True):
             result = decode_request(self.registry, values[self.text], values[self.model], self.options(values))
         layers, heads = views.view_choices(result)
@@ -226,14 +289,20 @@ class Page:
         return (index, *self.redraw(result, index, view, layer, head), *self.speech_outputs(result, index))
 
     def show_model(self, model: str | None) -> tuple:
-        """Card summary, examples, explanation, and the card's decoding defaults in the controls."""
+        """Card summary, examples, explanation, the decoding controls that apply (none for speech,
+        which says why) with the card's defaults, and the model's first example as the input."""
         card = catalogue.card_of(self.registry, model)
         given = card.decode_defaults if card else {}
         defaults = decode_defaults(self.registry, model)
+        speech = self.registry.is_speech(model)
+        examples = catalogue.examples_of(self.registry, model)
         return (
             catalogue.model_summary(self.registry, model),
             gr.Dataset(samples=catalogue.example_rows(self.registry, model)),
             explanation(card),
+            gr.update(visible=not speech),
+            gr.update(visible=speech),
+            examples[0] if examples else gr.skip(),
             *(defaults[name] if name in given else gr.skip() for name in self.controls),
         )
 
@@ -335,48 +404,69 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                             elem_id = "strategy" if opt.name == "strategy" else f"option-{opt.name}"
                             controls[opt.name] = option_control(opt, starts[opt.name], elem_id, **layout)
 
-                        add(OPTION["strategy"])
-                        groups = {"beam": [], "sample": [], "all": []}
-                        for opt in OPTIONS[1:]:
-                            groups[opt.strategies[0] if len(opt.strategies) == 1 else "all"].append(opt)
-                        with gr.Column(visible=starts["strategy"] == "beam") as beam_controls:
-                            for opt in groups["beam"]:
-                                add(opt, **({"maximum": starts["beam_size"]} if opt.name == "n_best" else {}))
-                        with gr.Column(visible=starts["strategy"] == "sample") as sample_controls:
-                            for opt in groups["sample"]:
-                                add(opt)
-                        with gr.Accordion("Length and repetition", open=False):
-                            for opt in groups["all"]:
-                                add(opt)
+                        with gr.Column(visible=not registry.is_speech(default)) as decoding_panel:
+                            add(OPTION["strategy"])
+                            groups = {"beam": [], "sample": [], "all": []}
+                            for opt in OPTIONS[1:]:
+                                groups[opt.strategies[0] if len(opt.strategies) == 1 else "all"].append(opt)
+                            with gr.Column(visible=starts["strategy"] == "beam") as beam_controls:
+                                for opt in groups["beam"]:
+                                    add(opt, **({"maximum": starts["beam_size"]} if opt.name == "n_best" else {}))
+                            with gr.Column(visible=starts["strategy"] == "sample") as sample_controls:
+                                for opt in groups["sample"]:
+                                    add(opt)
+                            with gr.Accordion("Length and repetition", open=False):
+                                for opt in groups["all"]:
+                                    add(opt)
+                        with gr.Column(visible=registry.is_speech(default)) as speech_controls:
+                            gr.Markdown(synthesis.STRATEGY_NOTE, elem_id="tts-strategy-note")
+                            page.speech_seed = gr.Number(0, precision=0, label="Prenet-dropout seed", elem_id="tts-seed")
                     with gr.Column(scale=3, min_width=420):
-                        output = gr.Textbox(label="Output", lines=2, interactive=False, buttons=["copy"],
-                                            elem_id="output-text")
-                        ipa = gr.Markdown(visible=False, elem_id="pronunciation")
-                        audio = gr.Audio(label="Hear it (espeak-ng speaks the predicted phones)", type="numpy",
-                                         interactive=False, visible=False, elem_id="audio")
-                        run_summary = gr.Markdown(elem_id="summary")
-                        hypothesis = gr.Dropdown(label="Show attention of", visible=False, interactive=True)
-                        with gr.Row():
-                            view = gr.Radio([(label, key) for key, label in views.VIEW_LABELS.items()], value=views.CROSS,
-                                            label="Attention", visible=False, scale=2, elem_id="view")
-                            layer = gr.Dropdown(label="Layer", visible=False, interactive=True, scale=1, min_width=120,
-                                                elem_id="layer")
-                            head = gr.Dropdown(label="Head", visible=False, interactive=True, scale=1, min_width=180,
-                                               elem_id="head")
-                        no_encoder = gr.Markdown(views.NO_ENCODER_ATTENTION, visible=False, elem_id="no-encoder")
-                        heatmap = gr.Plot(label="Attention: each row's weights over the columns (hover a cell)",
-                                          elem_id="heatmap")
-                        strip = gr.Plot(label="Confidence: probability of each output token (hover for alternatives)",
-                                        elem_id="strip")
-                        table = gr.Dataframe(
-                            headers=["#", "Output", "Score", "Normalised", "Tokens"],
-                            datatype=["number", "str", "number", "number", "number"],
-                            interactive=False,
-                            wrap=True,
-                            visible=False,
-                            column_widths=["6%", "56%", "12%", "15%", "11%"],
-                            elem_id="hypotheses",
-                        )
+                        with gr.Column(visible=False) as page.speech_panel:
+                            page.speech_phones = gr.Markdown(elem_id="tts-phones")
+                            with gr.Row():
+                                page.speech_audio = gr.Audio(label="The model's voice (Griffin-Lim from its spectrogram)",
+                                                             type="numpy", interactive=False, elem_id="tts-audio")
+                                page.reference_audio = gr.Audio(
+                                    label="espeak-ng from the same phones (the voice it learned)", type="numpy",
+                                    interactive=False, elem_id="tts-reference")
+                            with gr.Row():
+                                step_back = gr.Button("◀", min_width=50, scale=0, elem_id="tts-step-back")
+                                page.speech_step = gr.Slider(1, 2, value=1, step=1, label="Decoder step (arrow keys move it)",
+                                                             scale=4, elem_id="tts-step")
+                                step_next = gr.Button("▶", min_width=50, scale=0, elem_id="tts-step-next")
+                            page.speech_step_text = gr.Markdown(elem_id="tts-step-text")
+                            page.speech_figure = gr.Plot(label="Which phones each decoder step attends to, above the "
+                                                         "frames it wrote (hover a cell)", elem_id="tts-figure")
+                        page.run_summary = run_summary = gr.Markdown(elem_id="summary")
+                        with gr.Column() as page.text_panel:
+                            output = gr.Textbox(label="Output", lines=2, interactive=False, buttons=["copy"],
+                                                elem_id="output-text")
+                            ipa = gr.Markdown(visible=False, elem_id="pronunciation")
+                            audio = gr.Audio(label="Hear it (espeak-ng speaks the predicted phones)", type="numpy",
+                                             interactive=False, visible=False, elem_id="audio")
+                            hypothesis = gr.Dropdown(label="Show attention of", visible=False, interactive=True)
+                            with gr.Row():
+                                view = gr.Radio([(label, key) for key, label in views.VIEW_LABELS.items()], value=views.CROSS,
+                                                label="Attention", visible=False, scale=2, elem_id="view")
+                                layer = gr.Dropdown(label="Layer", visible=False, interactive=True, scale=1, min_width=120,
+                                                    elem_id="layer")
+                                head = gr.Dropdown(label="Head", visible=False, interactive=True, scale=1, min_width=180,
+                                                   elem_id="head")
+                            no_encoder = gr.Markdown(views.NO_ENCODER_ATTENTION, visible=False, elem_id="no-encoder")
+                            heatmap = gr.Plot(label="Attention: each row's weights over the columns (hover a cell)",
+                                              elem_id="heatmap")
+                            strip = gr.Plot(label="Confidence: probability of each output token (hover for alternatives)",
+                                            elem_id="strip")
+                            table = gr.Dataframe(
+                                headers=["#", "Output", "Score", "Normalised", "Tokens"],
+                                datatype=["number", "str", "number", "number", "number"],
+                                interactive=False,
+                                wrap=True,
+                                visible=False,
+                                column_widths=["6%", "56%", "12%", "15%", "11%"],
+                                elem_id="hypotheses",
+                            )
                 with gr.Accordion("How to read this", open=False, elem_id="explainer"):
                     explainer = gr.Markdown(explanation(catalogue.card_of(registry, default)), latex_delimiters=LATEX)
             with gr.Tab("Compare", id="compare", elem_id="compare") as compare_tab:
@@ -399,11 +489,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                         page.model_b = gr.Dropdown(compare_models, value=page.compare_b, label="B: model", elem_id="model-b")
                         page.strategy_b = gr.Radio(STRATEGY_CHOICES, value=page.compare_strategy_b,
                                                    label="B: decoding strategy", elem_id="strategy-b")
-                with gr.Accordion("Beam and sampling settings (both sides)", open=False):
-                    with gr.Row():
-                        for name in COMPARE_SHARED:
-                            page.shared_controls[name] = option_control(OPTION[name], starts[name],
-                                                                        f"compare-option-{name}")
+                with gr.Accordion("Beam and sampling settings (both sides)", open=False), gr.Row():
+                    for name in COMPARE_SHARED:
+                        page.shared_controls[name] = option_control(OPTION[name], starts[name],
+                                                                    f"compare-option-{name}")
                 compare_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 sides = []
                 with gr.Row(equal_height=False):
@@ -421,12 +510,17 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         result = gr.State(None)
 
         speech = [ipa, audio]
-        run_outputs = [output, *speech, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip, result]
+        page.text_outputs = [output, *speech, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip,
+                             result]
+        page.speech_result = gr.State(None)
+        run_outputs = [page.text_panel, page.speech_panel, *page.text_outputs, page.speech_phones, page.speech_audio,
+                       page.reference_audio, page.speech_step, page.speech_step_text, page.speech_figure, page.speech_result]
         figures = [heatmap, strip]
-        request = {page.text, page.model, *controls.values()}  # handlers read values by component
+        request = {page.text, page.model, page.speech_seed, *controls.values()}  # handlers read values by component
 
         gr.api(page.generate, api_name="generate")
         gr.api(page.compare, api_name="compare")
+        gr.api(page.synthesize, api_name="synthesize")
         gr.on([run.click, page.text.submit], page.check, request, None, api_name="check", show_progress="hidden",
               **PRIVATE).success(page.explore, request, run_outputs, api_name="explore", show_progress="minimal", **PRIVATE)
         if default in registry.available():  # a first picture on arrival; nothing to run without a model
@@ -435,8 +529,15 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             page.check, request, None, api_name="check_example", show_progress="hidden", **PRIVATE).success(
             page.explore, request, run_outputs, api_name="explore_example", show_progress="minimal", **PRIVATE)
         task.input(page.choose_task, task, page.model, api_name="choose_task", **PRIVATE)
-        page.model.change(page.show_model, page.model, [model_info, examples, explainer, *controls.values()],
-                          api_name="show_model", **PRIVATE)
+        page.model.change(page.show_model, page.model, [model_info, examples, explainer, decoding_panel, speech_controls,
+                                                        page.text, *controls.values()], api_name="show_model", **PRIVATE)
+        page.speech_step.change(page.show_step, [page.speech_result, page.speech_step],
+                                [page.speech_step_text, page.speech_figure], api_name="show_step", show_progress="hidden",
+                                **PRIVATE)
+        for button, delta in ((step_back, -1), (step_next, 1)):
+            button.click(lambda result, step, d=delta: page.move_step(result, step, d), [page.speech_result, page.speech_step],
+                         page.speech_step, api_name=f"step_{'back' if delta < 0 else 'next'}", show_progress="hidden",
+                         **PRIVATE)
         controls["strategy"].change(show_strategy, controls["strategy"], [beam_controls, sample_controls],
                                     api_name="show_strategy", **PRIVATE)
         controls["beam_size"].change(limit_n_best, [controls["beam_size"], controls["n_best"]], controls["n_best"],

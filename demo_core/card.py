@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_SOURCE_TOKENS = 200
+IMPLIED_ATTENTION = {"transformer": "multi-head", "tacotron2-lsa": "location-sensitive"}  # architectures with one kind
 
 
 class CardError(ValueError):
@@ -40,6 +41,19 @@ class TokenizerFiles:
     target: str
     source_normalizer: str | None = None
     target_normalizer: str | None = None
+
+
+@dataclass(frozen=True)
+class SpeechCard:
+    """What a speech-synthesis model needs beyond its weights: its phone inventory, audio
+    features and the espeak-ng voice it learned to imitate."""
+
+    symbols: tuple[str, ...]  # the phone embedding's rows, in order
+    audio: dict[str, Any]  # demo_core.tts.audio.AudioConfig fields
+    voice: str = "en-us"  # espeak-ng voice of the training audio
+    words_per_minute: int = 175  # espeak-ng speaking rate of the training audio
+    stop_threshold: float = 0.5  # decoding stops once the stop probability passes it
+    griffin_lim_iters: int = 32
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,8 @@ class ModelCard:
     splits: dict[str, str] = field(default_factory=dict)  # train / valid / test -> the data set's split
     metric: str = "bleu"
     weights_sha256: str | None = None  # of model.safetensors, written at export, checked on load
+    speech: SpeechCard | None = None  # speech-synthesis models only
+    notes: dict[str, str] = field(default_factory=dict)  # topic (voice, training, decoding, ...) -> prose for docs
 
     @property
     def name(self) -> str:
@@ -78,7 +94,7 @@ class ModelCard:
     def attention(self) -> str | None:
         """The attention of the model's card (additive, dot, general), multi-head for a Transformer."""
         kind = self.model.get("attention")
-        return str(kind) if kind else ("multi-head" if self.architecture == "transformer" else None)
+        return str(kind) if kind else IMPLIED_ATTENTION.get(self.architecture)
 
     def split(self, role: str, default: str) -> str:
         """The data set's name for the ``role`` split (train, valid, test)."""
@@ -91,8 +107,8 @@ class ModelCard:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            if isinstance(value, (DataCredit, TokenizerFiles)):
-                value = {k: v for k, v in asdict(value).items() if v is not None}
+            if isinstance(value, (DataCredit, TokenizerFiles, SpeechCard)):
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items() if v is not None}
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 

@@ -3,6 +3,7 @@
     python -m demo_core.generate --list
     echo "Zwei Hunde spielen im Schnee." | python -m demo_core.generate --model de-en-rnn-bahdanau --strategy beam --beam-size 5
     ... | python -m demo_core.generate --model ID --json      # one JSON object per line
+    echo "Two dogs play." | python -m demo_core.generate --model tts-en-tacotron --json --audio-out dogs.wav
 
 Each input line gives exactly one output line, in order. An input that cannot be decoded
 (empty, too long) gives an empty line (or ``{"error": ...}`` with ``--json``) and a message on
@@ -42,23 +43,67 @@ def list_models(root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags: model choice, output format, and one flag per decoding option."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="print the shipped models as a JSON array and exit")
     parser.add_argument("--model", help="model id (see --list)")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_ROOT, help="folder of model folders")
     parser.add_argument("--prefix", default="", help="target text the output must start with")
     parser.add_argument("--json", action="store_true", help="one JSON object per line (n-best, scores, attention)")
+    parser.add_argument("--audio-out", type=Path, default=None, metavar="PATH",
+                        help="speech models: write the audio of the first line to PATH (a WAV file), of line n to PATH-n")
     add_decoding_arguments(parser)
+    return parser
+
+
+def audio_path(base: Path, line: int) -> Path:
+    """Where line ``line`` (1-based) of the input is written: ``base``, then ``base-2.wav``, ..."""
+    return base if line == 1 else base.with_name(f"{base.stem}-{line}{base.suffix or '.wav'}")
+
+
+def speak_lines(registry: ModelRegistry, args: argparse.Namespace) -> int:
+    """The speech model's loop: phones (or JSON with the attention [decoder steps, phones]) per line."""
+    from demo_core.serving import synthesis
+    from demo_core.tts.audio import write_wav
+
+    for number, line in enumerate(sys.stdin, start=1):
+        text = line.rstrip("\n")
+        try:
+            _, result = synthesis.synthesize(registry, args.model, text, args.seed)
+            if args.audio_out is not None:
+                write_wav(audio_path(args.audio_out, number), result.sample_rate, result.audio_int16)
+            out = (json.dumps(dict(result.to_json(), model=args.model), ensure_ascii=False) if args.json
+                   else " | ".join(" ".join(phones) for phones in result.word_phones))
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            out = json.dumps({"error": str(exc), "source": text}, ensure_ascii=False) if args.json else ""
+        sys.stdout.write(out + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.list:
         print(json.dumps(list_models(args.checkpoints), ensure_ascii=False, indent=2))
         return 0
     if not args.model:
         parser.error("--model is required (or --list)")
+    registry = ModelRegistry(args.checkpoints)
+    if registry.is_speech(args.model):
+        try:
+            registry.synthesizer(args.model)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return speak_lines(registry, args)
+    if args.audio_out is not None:
+        parser.error("--audio-out is for speech-synthesis models (see --list)")
     try:
         cfg = decode_config(args)
-        translator = ModelRegistry(args.checkpoints).get(args.model)
+        translator = registry.get(args.model)
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -186,7 +186,7 @@ class ModelRegistry:
         if self.weights not in CPU_WEIGHTS:
             raise ValueError(f"weights must be one of {', '.join(CPU_WEIGHTS)}, got {self.weights!r}")
         self.entries = {e.id: e for e in find_models(self.root)}
-        self._loaded: dict[str, Translator] = {}
+        self._loaded: dict[str, Any] = {}  # id -> Translator or Synthesizer
         self._errors: dict[str, str] = {}
 
     def available(self) -> list[str]:
@@ -198,7 +198,28 @@ class ModelRegistry:
             return f"unknown model {model_id!r}"
         return entry.error or self._errors.get(model_id)
 
+    def is_speech(self, model_id: str | None) -> bool:
+        """True for a speech-synthesis model (served by ``synthesizer``, not ``get``)."""
+        entry = self.entries.get(model_id or "")
+        return entry is not None and entry.card is not None and entry.card.task == "tts"
+
     def get(self, model_id: str) -> Translator:
+        """The text model ``model_id``, loaded on first use."""
+        if self.is_speech(model_id):
+            raise InputError(f"model {model_id} synthesises speech; it has no text output to decode "
+                             "(the API's /synthesize endpoint serves it)")
+        return self._load(model_id, lambda path: Translator.from_dir(path, self.weights))
+
+    def synthesizer(self, model_id: str) -> Any:
+        """The speech-synthesis model ``model_id`` (a ``demo_core.tts.synthesize.Synthesizer``), loaded on first use."""
+        if model_id in self.entries and not self.is_speech(model_id):
+            raise InputError(f"model {model_id} writes text, not speech: pick the speech-synthesis model")
+        from demo_core.tts.synthesize import Synthesizer  # the speech stack loads only when asked for
+
+        return self._load(model_id, Synthesizer.from_dir)
+
+    def _load(self, model_id: str, load: Any) -> Any:
+        """``load(folder)`` of a usable model, cached; a folder that fails to load becomes unavailable."""
         if model_id in self._loaded:
             return self._loaded[model_id]
         if model_id not in self.entries:
@@ -208,9 +229,9 @@ class ModelRegistry:
         if reason:
             raise InputError(f"model {model_id} is unavailable: {reason}")
         try:
-            translator = Translator.from_dir(self.entries[model_id].path, self.weights)
-        except CheckpointError as exc:
+            model = load(self.entries[model_id].path)
+        except (CheckpointError, OSError, ValueError, KeyError) as exc:
             self._errors[model_id] = str(exc)
             raise InputError(f"model {model_id} is unavailable: {exc}") from exc
-        self._loaded[model_id] = translator
-        return translator
+        self._loaded[model_id] = model
+        return model

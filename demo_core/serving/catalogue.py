@@ -124,12 +124,13 @@ def compare_defaults(registry: ModelRegistry) -> tuple[str | None, str, str | No
     card = card_of(registry, first)
     if first not in registry.available() or card is None:
         return first, "greedy", first, "beam"
-    others = [m for m in registry.available() if m != first and (c := card_of(registry, m)) and c.source_lang == card.source_lang]
+    others = [m for m in registry.available() if m != first and not registry.is_speech(m)
+              and (c := card_of(registry, m)) and c.source_lang == card.source_lang]
     others.sort(key=lambda m: card_of(registry, m).architecture == card.architecture)  # stable: menu order within
     return (first, "greedy", others[0], "greedy") if others else (first, "greedy", first, "beam")
 
 
 def compare_model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
-    """(label, id) of every usable model, grouped by task as in the main menu."""
+    """(label, id) of every usable text model, grouped by task as in the main menu."""
     return [pair for _, task in task_choices(registry) for pair in model_choices(registry, task)
-            if pair[1] in registry.available()]
+            if pair[1] in registry.available() and not registry.is_speech(pair[1])]

@@ -8,6 +8,7 @@ Numbers depend on the machine and on what else is using its cores; the script pr
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import socket
 import statistics
@@ -38,18 +39,20 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
 
 
 def request_latency(model: str, runs: int) -> None:
-    """Median latency of the page's run (``explore``) and the API (``generate``) per strategy."""
+    """Median latency of the page's run (``explore``: decode, figures, tables) and of the API (``/generate``) per strategy."""
     import app
-    from demo_core.serving.catalogue import Settings
+    from demo_core.serving.requests import decode_defaults
 
-    fields = list(Settings.__dataclass_fields__)
+    page = app.demo.page
+    starts = decode_defaults(page.registry, model)
     print(f"sentence: {SENTENCE!r} ({len(SENTENCE.split())} words), model {model}, {runs} runs each")
     for strategy, extra in (("greedy", {}), ("beam", {"beam_size": 5, "n_best": 5})):
-        controls = [getattr(Settings(strategy=strategy, **extra), f) for f in fields]
-        page = median_ms(lambda: app.explore(SENTENCE, model, *controls), runs)
-        api = median_ms(lambda: app.generate(SENTENCE, model, strategy, **extra), runs)
-        verdict = "ok" if page <= TARGETS_MS[strategy] else "over target"
-        print(f"  {strategy:6s} page run (decode + figures) {page:7.1f} ms   API /generate {api:7.1f} ms   "
+        options = dict(starts, strategy=strategy, **extra)  # the page's controls, by option name
+        values = {page.text: SENTENCE, page.model: model, **{page.controls[name]: v for name, v in options.items()}}
+        page_ms = median_ms(functools.partial(page.explore, values), runs)
+        api_ms = median_ms(functools.partial(page.generate, SENTENCE, model, strategy, **extra), runs)
+        verdict = "ok" if page_ms <= TARGETS_MS[strategy] else "over target"
+        print(f"  {strategy:6s} page run (decode + figures) {page_ms:7.1f} ms   API /generate {api_ms:7.1f} ms   "
               f"target {TARGETS_MS[strategy]:.0f} ms: {verdict}")
 
 
@@ -87,7 +90,7 @@ def main() -> None:
           f"{'ok' if ready <= READY_TARGET_S else 'over target'}")
     import app
 
-    model = args.model or app.DEFAULT_MODEL
+    model = args.model or app.demo.page.default_model
     if model is None:
         sys.exit("no servable model under checkpoints/")
     request_latency(model, args.runs)

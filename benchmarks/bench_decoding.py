@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo_core.decoding.search import DecodeConfig  # noqa: E402
+from demo_core.decoding import DecodeConfig  # noqa: E402
 from demo_core.pipeline import ModelRegistry  # noqa: E402
 
 SENTENCES = {
@@ -41,8 +41,8 @@ def main() -> None:
     for model_id in registry.available():
         translator = registry.get(model_id)
         card = translator.card
-        text = SENTENCES.get(card["source_lang"]) if card["task"] == "translation" else None
-        text = text or card["examples"][0]
+        text = SENTENCES.get(card.source_lang) if card.task == "translation" else None
+        text = text or card.examples[0]
         for name, cfg in (("greedy", DecodeConfig()), ("beam 5", DecodeConfig(strategy="beam", beam_size=5))):
             translator.run(text, cfg)  # warm-up
             times = []

@@ -5,7 +5,7 @@ packed fp16 weights, by layer size.
 
 A packed fp16 product (what ``quantize_for_cpu`` makes) reads half the bytes of an fp32 one
 but has a fixed cost per call; on a small layer that cost is larger than the bytes it saves.
-The crossover this prints is where ``demo_core.checkpoint.MIN_PACKED_WEIGHTS`` comes from:
+The crossover this prints is where ``demo_core.models.cpu.MIN_PACKED_WEIGHTS`` comes from:
 layers with fewer weights stay fp32. The sizes are those of the shipped models: a width-128
 Transformer's projections (128 x 128 to 384 x 128), the RNNs' layers and the output
 projections onto 6,000-8,000 pieces. Prints microseconds per call, medians of 5 rounds.
@@ -14,6 +14,7 @@ projections onto 6,000-8,000 pieces. Prints microseconds per call, medians of 5 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -26,7 +27,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo_core.checkpoint import MIN_PACKED_WEIGHTS, quantize_for_cpu  # noqa: E402
+from demo_core.models.cpu import MIN_PACKED_WEIGHTS, pack_linears  # noqa: E402
 
 SIZES = [(128, 128), (256, 128), (384, 128), (128, 256), (256, 256), (512, 256), (512, 512),
          (1536, 512), (8000, 128), (8000, 512)]  # (out_features, in_features)
@@ -58,7 +59,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         for out_features, in_features in SIZES:
             layer = nn.Linear(in_features, out_features).eval()
-            packed = quantize_for_cpu(nn.Sequential(layer), "fp16", min_packed=0)[0]
+            packed = pack_linears(nn.Sequential(layer), "fp16", min_packed=0)[0]
             op = torch.ops.quantized.linear_dynamic_fp16.default
             params = packed._packed_params._packed_params
             weight, bias = layer.weight.detach(), layer.bias.detach()
@@ -66,8 +67,8 @@ def main() -> None:
             for rows in (1, 5):
                 x = torch.randn(rows, in_features)
                 with torch.inference_mode():
-                    row += [per_call_us(lambda: F.linear(x, weight, bias), args.calls),
-                            per_call_us(lambda: op(x, params), args.calls)]
+                    row += [per_call_us(functools.partial(F.linear, x, weight, bias), args.calls),
+                            per_call_us(functools.partial(op, x, params), args.calls)]
             print(f"{out_features:>5} x {in_features:<5} {weight.numel():>10,} | {row[0]:>10.1f} {row[1]:>8.1f} | "
                   f"{row[2]:>11.1f} {row[3]:>8.1f}")
 

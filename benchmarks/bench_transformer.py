@@ -21,7 +21,6 @@ set, and 2, both cores of the project's machine). ``--weights`` fp16 is what the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,13 +32,14 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from demo_core.checkpoint import CPU_WEIGHTS, find_models, quantize_for_cpu  # noqa: E402
-from demo_core.decoding.search import DecodeConfig, decode  # noqa: E402
-from demo_core.pipeline import Translator  # noqa: E402
-from demo_core.models.registry import build_model  # noqa: E402
-from demo_core.text.tokenizer import EOS_ID  # noqa: E402
-
 from benchmarks.bench_decoding import SENTENCES  # noqa: E402  (a trained model's input, by source language)
+from demo_core.checkpoint import find_models  # noqa: E402
+from demo_core.decoding import DecodeConfig, decode  # noqa: E402
+from demo_core.models.cpu import CPU_WEIGHTS, quantize_for_cpu  # noqa: E402
+from demo_core.models.registry import build_model  # noqa: E402
+from demo_core.pipeline import Translator  # noqa: E402
+from demo_core.text.tokenizer import EOS_ID  # noqa: E402
+from demo_core.training.config import TrainConfig  # noqa: E402
 
 SOURCE_TOKENS = 21  # the German sentence in the shipped 8k SentencePiece models: 20 pieces + EOS
 
@@ -52,29 +52,29 @@ def load(steps: int, config: Path | None = None, model_id: str | None = None, te
     training); ``model_id`` picks a trained checkpoint (default: the first Transformer).
     """
     if config is None:
-        transformers = [e for e in find_models() if e.available and e.card.get("architecture") == "transformer"]
+        transformers = [e for e in find_models() if e.available and e.card.architecture == "transformer"]
         chosen = [e for e in transformers if model_id in (None, e.id)]
         if model_id is not None and not chosen:
             sys.exit(f"{model_id!r} is not an available Transformer under checkpoints/; "
                      "there are: " + ", ".join(e.id for e in transformers))
         if chosen:
             entry = chosen[0]
-            lang = entry.card.get("source_lang", "de")
+            lang = entry.card.source_lang
             if lang not in SENTENCES:
                 sys.exit(f"{entry.id} reads {lang!r}; this benchmark has sentences for "
                          + ", ".join(SENTENCES))
             translator = Translator.from_dir(entry.path)
             sentence = text or SENTENCES[lang]
             return entry.id, translator.model, torch.tensor([translator.source_ids(sentence)]), None
-    card = json.loads((config or REPO / "configs" / "de-en-transformer.json").read_text(encoding="utf-8"))
-    vocab = card["tokenizer"]["vocab_size"]
+    cfg = TrainConfig.read(config or REPO / "configs" / "de-en-transformer.json")
+    vocab = cfg.tokenizer.vocab_size or cfg.tokenizer.source_vocab
     torch.manual_seed(0)
-    model = build_model("transformer", dict(card["model"], src_vocab=vocab, tgt_vocab=vocab)).eval()
+    model = build_model("transformer", dict(cfg.card.model, src_vocab=vocab, tgt_vocab=vocab)).eval()
     with torch.no_grad():
         model.output_bias[EOS_ID] = float("-inf")  # never stop early: exactly `steps` steps
     src = torch.randint(4, vocab, (1, SOURCE_TOKENS - 1), generator=torch.Generator().manual_seed(0))
     src = torch.cat([src, torch.tensor([[EOS_ID]])], dim=1)
-    return f"{card['id']} (random weights)", model, src, steps
+    return f"{cfg.id} (random weights)", model, src, steps
 
 
 def time_ms(model: torch.nn.Module, src: torch.Tensor, cfg: DecodeConfig, runs: int) -> tuple[list[float], list[float], int]:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from demo_core.tasks import datasets as data
 from demo_core.checkpoint import DEFAULT_ROOT, read_metrics, write_metrics
 from demo_core.decoding.cli import add_decoding_arguments, decode_config
 from demo_core.pipeline import InputError, ModelRegistry
+from demo_core.tasks import datasets as data
 from demo_core.tasks.metrics import lead_baseline, score
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,10 +16,10 @@ import html
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 import torch
+from plotly.subplots import make_subplots
 
-from demo_core.decoding.search import Hypothesis
+from demo_core.decoding import Hypothesis
 
 ATTENTION_COLORS = "Blues"
 CONFIDENCE_COLORS = [[0.0, "#dc2626"], [0.5, "#f59e0b"], [1.0, "#16a34a"]]  # low red, high green

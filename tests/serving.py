@@ -1,32 +1,21 @@
-"""Start the app for a test module: a fresh copy reading any checkpoint folder, on a free port."""
+"""Serve a page for a test module: ``app.build_demo`` over any checkpoint folder, on a free port."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+import gradio as gr
+
+import app
+from demo_core.pipeline import ModelRegistry
 
 
-def load_app(root: Path) -> ModuleType:
-    """A fresh copy of ``app.py`` whose registry reads ``root`` (the imported ``app`` is left alone)."""
-    before = os.environ.get("S2S_CHECKPOINTS")
-    os.environ["S2S_CHECKPOINTS"] = str(root)
-    try:
-        spec = importlib.util.spec_from_file_location(f"app_at_{root.name}", APP)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        if before is None:
-            os.environ.pop("S2S_CHECKPOINTS")
-        else:
-            os.environ["S2S_CHECKPOINTS"] = before
+def demo_for(root: Path) -> gr.Blocks:
+    """The page and API over the model folders under ``root`` (the module-level ``app.demo`` is left alone)."""
+    return app.build_demo(ModelRegistry(root))
 
 
 def free_port() -> int:
@@ -36,11 +25,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: ModuleType) -> Iterator[str]:
-    """Launch ``app`` on a free local port; yields its URL and closes the server afterwards."""
+def serving(demo: gr.Blocks) -> Iterator[str]:
+    """Launch ``demo`` (as ``app.launch`` does: theme and CSS) on a free local port; yields its URL, closes it after."""
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
-        app.demo.close()
+        demo.close()

@@ -5,7 +5,7 @@ import torch
 
 from demo_core.models.attention import AdditiveAttention, MultiplicativeAttention, build_attention, masked_softmax
 from demo_core.text.tokenizer import BOS_ID, PAD_ID
-from tests.conftest import tiny_rnn
+from tests.tiny import tiny_rnn
 
 
 def test_masked_softmax_rows_sum_to_one_and_padding_is_zero():
@@ -43,8 +43,7 @@ def test_attention_kinds_are_the_published_ones():
 @pytest.mark.parametrize("kind", ["additive", "dot", "general"])
 def test_rnn_padding_does_not_change_outputs(kind):
     """A sentence decodes to the same log-probs alone and padded inside a batch; padding gets 0 attention."""
-    torch.manual_seed(1)
-    model = tiny_rnn(kind).eval()
+    model = tiny_rnn(kind, seed=1).eval()
     short = torch.tensor([[5, 6, 7, 3]])
     batch = torch.tensor([[5, 6, 7, 3, PAD_ID, PAD_ID], [8, 9, 10, 11, 12, 3]])
     prev = torch.tensor([BOS_ID])

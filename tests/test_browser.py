@@ -1,50 +1,55 @@
 """The page in a real browser: Playwright drives headless Chromium against the running app.
 
-Expected outputs are computed in-process with the same model and settings (greedy and beam
+Expected outputs are computed in-process with the same model and options (greedy and beam
 search are deterministic), so the checks compare the page with the truth, token by token.
-The app is a copy of ``app.py`` serving the shipped models plus an untrained tiny Transformer
+The page is ``app.build_demo`` over the shipped models plus an untrained tiny Transformer
 (same tokenizers), so the layer, head and encoder views have something to show, and an
 untrained tiny pronunciation model, so the IPA and the spoken audio are checked on the page.
-Also writes ``docs/screenshot.png`` for the README. Run: ``pytest tests/test_browser.py -q``.
+Chromium is the Debian package ``chromium`` at /usr/bin/chromium (no ``playwright install``);
+without it these tests skip. Run: ``pytest tests/test_browser.py -q``.
+
+``docs/screenshot.png`` (the README's picture) is rewritten only when asked:
+``S2S_WRITE_SCREENSHOT=1 python -m pytest -q tests/test_browser.py -k screenshot``
+(``tools/screenshot.sh``); otherwise the screenshot goes to a temporary folder.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from demo_core.serving import catalogue as logic
 from demo_core.pipeline import ModelRegistry
-from tests.serving import load_app, serving
-from tests.test_compare import make_tiny_transformer
+from demo_core.serving import catalogue, pronunciation, views
+from demo_core.serving.requests import COMPARE_SHARED, compare_options, compare_request, decode_defaults, decode_request
+from tests.serving import demo_for, serving
+from tests.tiny import save_tiny_model, tiny_rnn
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+WRITE_SCREENSHOT = os.environ.get("S2S_WRITE_SCREENSHOT") == "1"
 SENTENCE = "Drei Kinder laufen mit einem Hund über die Wiese."
 MODELS = ModelRegistry().available()
 TRANSFORMER = "tiny-transformer"
+G2P = "tiny-g2p"
 TIMEOUT_MS = 30_000
 
 pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs the Debian package chromium at {CHROMIUM} "
+                                                     "(apt-get install chromium)"),
     pytest.mark.skipif(not MODELS, reason="no servable model under checkpoints/"),
 ]
 
 
-G2P = "tiny-g2p"
-
-
-def make_tiny_g2p(folder: Path) -> Path:
+def save_tiny_g2p(folder: Path) -> Path:
     """A servable pronunciation model: character input, ARPAbet output, untrained weights whose
     output layer can only emit phones (every other piece gets a -1e4 bias, EOS too, so each
     word comes out as a string of phones up to the length limit) and so can always be spoken."""
     import torch
 
-    from demo_core.checkpoint import save_checkpoint
-    from demo_core.models.registry import build_model
     from demo_core.tasks.phonemes import ARPABET_TO_IPA
     from demo_core.text.tokenizer import train_sentencepiece
 
@@ -52,53 +57,52 @@ def make_tiny_g2p(folder: Path) -> Path:
     words = ["knight", "attention", "phoneme", "sequence", "colonel", "abcdefghijklmnopqrstuvwxyz"]
     source = train_sentencepiece(words * 20, folder / "source.spm.model", vocab_size=300, model_type="char")
     target = train_sentencepiece([" ".join(phones)] * 20, folder / "target.spm.model", vocab_size=320, model_type="word")
-    config = dict(emb_dim=16, enc_hidden=16, dec_hidden=32, attention="additive", attn_dim=16, dropout=0.0,
-                  src_vocab=source.vocab_size, tgt_vocab=target.vocab_size)
-    torch.manual_seed(0)
-    model = build_model("rnn", config)
+    model = tiny_rnn(vocab=source.vocab_size, tgt_vocab=target.vocab_size, seed=0)
     phone_ids = [target.encode(p)[0] for p in phones]  # one word piece each ("▁AA")
     with torch.no_grad():
         model.output_bias.fill_(-1e4)
         model.output_bias[phone_ids] = 0.0
-    card = {"id": folder.name, "display_name": "Tiny G2P (untrained)", "task": "g2p", "group": "Speech",
-            "task_label": "English spelling → pronunciation (toy)", "source_lang": "en", "target_lang": "arpabet",
-            "architecture": "rnn", "model": config, "max_source_tokens": 40,
-            "tokenizer": {"source": "source.spm.model", "target": "target.spm.model"},
-            "examples": ["knight"], "example_notes": ["An untrained model: random phones, spoken all the same."]}
-    return save_checkpoint(model, folder, card, {"source.spm.model": folder / "source.spm.model",
-                                                 "target.spm.model": folder / "target.spm.model"})
+    return save_tiny_model(folder, model=model, source_spm=source.path, target_spm=target.path,
+                           display_name="Tiny G2P (untrained)", task="g2p", group="Speech",
+                           task_label="English spelling → pronunciation (toy)", source_lang="en", target_lang="arpabet",
+                           examples=["knight"], example_notes=["An untrained model: random phones, spoken all the same."])
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> ModelRegistry:
-    """The shipped models (linked), a tiny untrained Transformer with the default model's
-    tokenizers, and a tiny untrained pronunciation model (``make_tiny_g2p``)."""
+    """The shipped models (linked), a tiny untrained Transformer (2 encoder, 3 decoder layers, 4 heads) with the
+    default model's tokenizers, and a tiny untrained pronunciation model (``save_tiny_g2p``)."""
     shipped = ModelRegistry()
     root = tmp_path_factory.mktemp("browser-models")
     for model_id in MODELS:
         (root / model_id).symlink_to(shipped.entries[model_id].path, target_is_directory=True)
-    first = shipped.entries[logic.default_model(shipped)]
+    first = shipped.entries[catalogue.default_model(shipped)]
     card = first.card
-    make_tiny_transformer(root / TRANSFORMER, first.path / card["tokenizer"]["source"],
-                          first.path / card["tokenizer"]["target"], task_label=card.get("task_label"),
-                          group=card.get("group"), source_lang=card["source_lang"])
-    make_tiny_g2p(root / G2P)
+    save_tiny_model(root / TRANSFORMER, "transformer", model_config=dict(enc_layers=2, dec_layers=3),
+                    source_spm=first.path / card.tokenizer.source, target_spm=first.path / card.tokenizer.target,
+                    task_label=card.task_label, group=card.group, source_lang=card.source_lang)
+    save_tiny_g2p(root / G2P)
     return ModelRegistry(root)
 
 
 def expected(registry: ModelRegistry, strategy: str, model: str | None = None):
-    """What the page must show for SENTENCE with the page's default settings for ``strategy``."""
-    model = model or logic.default_model(registry)
-    defaults = logic.decode_defaults(registry, model)
-    settings = logic.Settings(strategy=strategy, beam_size=defaults.beam_size, length_penalty=defaults.length_penalty,
-                              n_best=defaults.beam_size)  # the page shows the whole beam
-    return logic.decode_request(registry, SENTENCE, model, settings)
+    """What the page must show for SENTENCE with its starting options and ``strategy``."""
+    model = model or catalogue.default_model(registry)
+    return decode_request(registry, SENTENCE, model, dict(decode_defaults(registry, model), strategy=strategy))
+
+
+def options_after_switching(registry: ModelRegistry, model: str) -> dict:
+    """The page's options once the model menu moves from the default model to ``model``: the options its card
+    gives (``decode_defaults``) change, every other control keeps its value."""
+    options = decode_defaults(registry, catalogue.default_model(registry))
+    options.update({k: v for k, v in catalogue.card_of(registry, model).decode_defaults.items() if k in options})
+    return options
 
 
 @pytest.fixture(scope="module")
 def url(registry):
-    """The app, serving ``registry``'s folder, on a free port for this module."""
-    with serving(load_app(registry.root)) as url:
+    """The page over ``registry``'s folder, served on a free port for this module."""
+    with serving(demo_for(registry.root)) as url:
         yield url
 
 
@@ -215,16 +219,16 @@ def test_empty_input_shows_a_message_not_a_traceback(page):
     assert "Traceback" not in page.content()
 
 
-def test_screenshot_for_the_readme(page, registry):
-    """A full-page screenshot of a beam-search run is saved to docs/screenshot.png."""
+def test_screenshot_for_the_readme(page, registry, tmp_path):
+    """A full-page screenshot of a beam-search run is a real picture (docs/screenshot.png with S2S_WRITE_SCREENSHOT=1)."""
     truth = expected(registry, "beam")
     run(page, "Beam search")
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
     page.mouse.move(0, 0)  # no hover highlight on the picture
     page.wait_for_timeout(500)  # let Plotly finish its transition
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.stat().st_size > 50_000
+    path = SCREENSHOT if WRITE_SCREENSHOT else tmp_path / "screenshot.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 50_000
 
 
 def test_rnn_explains_why_there_is_no_encoder_view(page):
@@ -237,7 +241,7 @@ def test_rnn_explains_why_there_is_no_encoder_view(page):
 
 def test_transformer_heads_can_be_chosen_one_by_one_or_as_a_grid(page, registry):
     """A Transformer run offers layers and heads; the title says which is shown, the grid has 4 panels."""
-    choose(page, "model", logic.model_label(registry.entries[TRANSFORMER]))
+    choose(page, "model", catalogue.model_label(registry.entries[TRANSFORMER]))
     run(page, "Greedy")
     wait_for_title(page, "Cross-attention · layer 3 of 3 · average of 4 heads")
     choose(page, "head", "head 2")
@@ -252,11 +256,11 @@ def test_transformer_heads_can_be_chosen_one_by_one_or_as_a_grid(page, registry)
 def test_transformer_encoder_view_is_source_by_source(page, registry):
     """The encoder view draws source pieces on both axes, with the encoder's own layer count."""
     truth = expected(registry, "greedy", TRANSFORMER)
-    choose(page, "model", logic.model_label(registry.entries[TRANSFORMER]))
+    choose(page, "model", catalogue.model_label(registry.entries[TRANSFORMER]))
     run(page, "Greedy")
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
     assert not page.locator("#no-encoder").is_visible()
-    page.get_by_label(logic.VIEW_LABELS[logic.ENCODER]).check()
+    page.get_by_label(views.VIEW_LABELS[views.ENCODER]).check()
     wait_for_title(page, "Encoder self-attention · layer 2 of 2 · average of 4 heads")
     wait_for_ticks(page, truth.source_pieces, truth.source_pieces)
 
@@ -265,13 +269,15 @@ def test_compare_tab_shows_both_runs(page, registry):
     """The Compare tab runs its preset pair and shows each output and heatmap side by side."""
     from playwright.sync_api import expect
 
-    model_a, strategy_a, model_b, strategy_b = logic.compare_defaults(registry)
+    model_a, strategy_a, model_b, strategy_b = catalogue.compare_defaults(registry)
+    starts = decode_defaults(registry, catalogue.default_model(registry))
+    shared = {name: starts[name] for name in COMPARE_SHARED}  # the Compare tab's starting options
     page.get_by_role("tab", name="Compare").click()
     page.wait_for_function("() => document.querySelector('#output-b textarea')?.value")  # the preset comparison
     page.locator("#compare-text textarea").fill(SENTENCE)
     page.locator("#compare-run").click()
-    a, b = logic.compare_request(registry, SENTENCE, model_a, logic.compare_settings(strategy_a),
-                                 model_b, logic.compare_settings(strategy_b))
+    a, b = compare_request(registry, SENTENCE, model_a, compare_options(strategy_a, shared),
+                           model_b, compare_options(strategy_b, shared))
     expect(page.locator("#output-a textarea")).to_have_value(a.best.text, timeout=TIMEOUT_MS)
     expect(page.locator("#output-b textarea")).to_have_value(b.best.text, timeout=TIMEOUT_MS)
     wait_for_ticks(page, a.source_pieces, a.best.pieces, plot="#heatmap-a")
@@ -283,20 +289,20 @@ def test_choosing_a_task_lists_its_models_and_examples(page, registry):
     """Another task in the Task menu brings its model, its examples with their notes, and a click runs one."""
     from playwright.sync_api import expect
 
-    default_task = logic.task_of(registry.entries[logic.default_model(registry)])
-    other = [(label, task) for label, task in logic.task_choices(registry)
-             if task not in (default_task, logic.UNAVAILABLE_TASK)]
+    default_task = catalogue.task_of(registry.entries[catalogue.default_model(registry)])
+    other = [(label, task) for label, task in catalogue.task_choices(registry)
+             if task not in (default_task, catalogue.UNAVAILABLE_TASK)]
     if not other:
         pytest.skip("only one task is shipped")
     label, task = other[-1]
-    model = logic.model_choices(registry, task)[0][1]
+    model = catalogue.model_choices(registry, task)[0][1]
     choose(page, "task", label)
-    expect(page.locator("#model input")).to_have_value(logic.model_choices(registry, task)[0][0])
-    example, note = logic.example_rows(registry, model)[0]
+    expect(page.locator("#model input")).to_have_value(catalogue.model_choices(registry, task)[0][0])
+    example, note = catalogue.example_rows(registry, model)[0]
     if note:
         expect(page.locator("#examples")).to_contain_text(note[:30])
     page.locator("#examples").get_by_text(example, exact=True).click()
-    truth = logic.decode_request(registry, example, model, logic.decode_defaults(registry, model))
+    truth = decode_request(registry, example, model, options_after_switching(registry, model))
     expect(page.locator("#output-text textarea")).to_have_value(truth.best.text, timeout=TIMEOUT_MS)
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
 
@@ -305,12 +311,12 @@ def test_pronunciation_is_shown_in_ipa_and_spoken(page, registry):
     """The Speech task: a word's phones come with their IPA and an audio player (espeak-ng), or the page says why not."""
     from playwright.sync_api import expect
 
-    label = next(label for label, task in logic.task_choices(registry) if task == logic.task_of(registry.entries[G2P]))
+    label = next(label for label, task in catalogue.task_choices(registry) if task == catalogue.task_of(registry.entries[G2P]))
     choose(page, "task", label)
     page.locator("#examples").get_by_text("knight", exact=True).click()
-    truth = logic.decode_request(registry, "knight", G2P, logic.decode_defaults(registry, G2P))
+    truth = decode_request(registry, "knight", G2P, options_after_switching(registry, G2P))
     expect(page.locator("#output-text textarea")).to_have_value(truth.best.text, timeout=TIMEOUT_MS)
-    text, audio = logic.pronunciation(truth)
+    text, audio = pronunciation.pronunciation(truth)
     assert truth.best.text and "/" in text, text  # phones came out
     ipa = text.split("/")[1]  # the IPA between slashes, as the page shows it
     expect(page.locator("#pronunciation")).to_contain_text(ipa)

@@ -1,25 +1,33 @@
 """Checkpoints: safetensors + JSON round trip, fp16 storage, clear errors for broken folders."""
 
 import json
-import shutil
 
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-from demo_core.checkpoint import CheckpointError, find_models, load_model_dir
-from demo_core.decoding.search import DecodeConfig
+from demo_core.checkpoint import CheckpointError, find_models, load_model_dir, save_checkpoint
+from demo_core.decoding import DecodeConfig
 from demo_core.pipeline import InputError, ModelRegistry, Translator
+from demo_core.training.export import same_weights
+from tests.tiny import copy_tiny_model, save_tiny_model
 
 
-def test_round_trip_gives_identical_outputs(tiny_model_dir, tmp_path):
-    """Saving a loaded model and loading it again changes no output."""
-    card, model, src_tok, tgt_tok = load_model_dir(tiny_model_dir)
-    from demo_core.checkpoint import save_checkpoint
-
-    save_checkpoint(model, tmp_path / "copy", card, {card["tokenizer"]["source"]: src_tok.path})
-    a = Translator.from_dir(tiny_model_dir).run("zwei kinder spielen", DecodeConfig(strategy="beam", beam_size=3))
-    b = Translator.from_dir(tmp_path / "copy").run("zwei kinder spielen", DecodeConfig(strategy="beam", beam_size=3))
+@pytest.mark.parametrize("architecture", ["rnn", "transformer"])
+def test_round_trip_gives_identical_outputs(tiny_model_dir, tmp_path, architecture):
+    """Saving a loaded model and loading it again changes no output, attention or tied table (fp16 weights)."""
+    if architecture == "rnn":
+        first = tiny_model_dir
+    else:  # source, target and output share one table
+        first = save_tiny_model(tmp_path / "tiny-transformer", "transformer", model_config={"share_embeddings": True})
+    card, model, src_tok, _ = load_model_dir(first)
+    save_checkpoint(model, tmp_path / "copy", card, {card.tokenizer.source: src_tok.path})
+    _, loaded, _, _ = load_model_dir(tmp_path / "copy")
+    assert (loaded.src_embed.weight is loaded.tgt_embed.weight) == (architecture == "transformer")
+    cfg = DecodeConfig(strategy="beam", beam_size=3)
+    a = Translator.from_dir(first).run("zwei kinder spielen", cfg)
+    b = Translator.from_dir(tmp_path / "copy").run("zwei kinder spielen", cfg)
     assert [h.ids for h in a.hypotheses] == [h.ids for h in b.hypotheses]
     assert torch.equal(a.best.attention, b.best.attention)
 
@@ -27,32 +35,26 @@ def test_round_trip_gives_identical_outputs(tiny_model_dir, tmp_path):
 def test_weights_are_stored_in_fp16(tiny_model_dir):
     """Every floating tensor in model.safetensors is fp16."""
     with safe_open(str(tiny_model_dir / "model.safetensors"), "pt") as f:
-        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
-
-
-def broken_copy(tiny_model_dir, tmp_path, name):
-    folder = tmp_path / "root" / name
-    shutil.copytree(tiny_model_dir, folder)
-    card = json.loads((folder / "config.json").read_text())
-    card["id"] = name
-    (folder / "config.json").write_text(json.dumps(card))
-    return folder
+        assert {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (a safetensors file, not a dict) == {torch.float16}
 
 
 def test_broken_folders_are_listed_as_unavailable_with_reason(tiny_model_dir, tmp_path):
-    """A missing weight file, bad JSON or corrupt weights make that model unavailable, not the app."""
-    ok = broken_copy(tiny_model_dir, tmp_path, "ok")
-    missing = broken_copy(tiny_model_dir, tmp_path, "missing")
+    """A missing weight file, bad JSON, a card without its fields or corrupt weights make that model unavailable
+    (a user-facing error naming the reason), not the app."""
+    ok, missing, bad_json, empty_card, corrupt = (copy_tiny_model(tiny_model_dir, tmp_path / "root" / name)
+                                                  for name in ("ok", "missing", "bad-json", "empty-card", "corrupt"))
     (missing / "model.safetensors").unlink()
-    bad_json = broken_copy(tiny_model_dir, tmp_path, "bad-json")
     (bad_json / "config.json").write_text("{not json")
-    corrupt = broken_copy(tiny_model_dir, tmp_path, "corrupt")
+    (empty_card / "config.json").write_text("{}")
     (corrupt / "model.safetensors").write_bytes(b"\x00" * 100)
     entries = {e.id: e for e in find_models(ok.parent)}
     assert entries["ok"].available
     assert "model.safetensors" in entries["missing"].error
     assert "not valid JSON" in entries["bad-json"].error
+    assert "missing field(s) 'id'" in entries["empty-card"].error
     registry = ModelRegistry(ok.parent)
+    with pytest.raises(InputError, match="empty-card is unavailable: .*missing field"):
+        registry.get("empty-card")
     with pytest.raises(InputError, match="corrupt is unavailable"):
         registry.get("corrupt")
     assert "corrupt" not in registry.available()
@@ -91,10 +93,6 @@ def test_same_weights_compares_tensors_not_bytes(tiny_model_dir, tmp_path):
     """Re-exporting unchanged weights must count as the same model (so shipping again refreshes
     only the card and keeps the measured metrics), whatever order the metadata is written in;
     one changed weight, or another metadata entry, must not."""
-    from safetensors.torch import load_file, save_file
-
-    from demo_core.training.loop import same_weights
-
     with safe_open(str(tiny_model_dir / "model.safetensors"), "pt") as f:
         metadata = f.metadata() or {}
     tensors = load_file(str(tiny_model_dir / "model.safetensors"))

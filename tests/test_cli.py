@@ -41,7 +41,8 @@ def test_generate_json_lines(tiny_model_dir):
 
 def test_generate_refuses_bad_parameters_by_name(tiny_model_dir):
     """An invalid decoding parameter exits with status 2 and names the parameter."""
-    for flag, value, name in (("--beam-size", "0", "beam_size"), ("--temperature", "0", "temperature"), ("--top-p", "1.5", "top_p")):
+    bad = (("--beam-size", "0", "beam_size"), ("--temperature", "0", "temperature"), ("--top-p", "1.5", "top_p"))
+    for flag, value, name in bad:
         out = run(["demo_core.generate", "--model", "tiny-rnn", "--checkpoints", str(tiny_model_dir.parent), flag, value])
         assert out.returncode == 2 and name in out.stderr
     out = run(["demo_core.generate", "--model", "missing", "--checkpoints", str(tiny_model_dir.parent)])

@@ -1,15 +1,13 @@
 """Layer/head views, encoder self-attention and the Compare view, on tiny untrained models.
 
 Weights are random, so only shapes, titles, scales and wiring are checked, never the words.
-The app-level checks call ``demo_core.app_logic`` with a registry over a temporary folder; the
-API checks launch a second copy of ``app.py`` whose registry reads that folder
-(``S2S_CHECKPOINTS``). Run: ``pytest tests/test_compare.py -q``.
+The request and view checks call ``demo_core.serving`` with a registry over a temporary
+folder; the API checks serve ``app.build_demo`` over that folder. Run:
+``pytest tests/test_compare.py -q``.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,45 +15,23 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from demo_core.serving import catalogue as logic
-from demo_core.checkpoint import save_checkpoint
 from demo_core.pipeline import InputError, ModelRegistry
-from demo_core.models.registry import build_model
-from demo_core.text.tokenizer import Tokenizer
-from tests.serving import load_app, serving
+from demo_core.serving import catalogue, views
+from demo_core.serving.requests import compare_options, compare_request, decode_request
+from tests.serving import demo_for, serving
+from tests.tiny import EXAMPLE, copy_tiny_model, save_tiny_model
 
-TINY_TRANSFORMER = dict(d_model=16, n_heads=4, enc_layers=2, dec_layers=3, d_ff=32, dropout=0.0,
-                        attention_dropout=0.0, max_positions=128)
-TEXT = "zwei kinder spielen im schnee"
-
-
-def make_tiny_transformer(folder: Path, source_spm: Path, target_spm: Path, **card_fields) -> Path:
-    """A servable folder holding an untrained Transformer (2 encoder, 3 decoder layers, 4 heads)."""
-    vocab = dict(src_vocab=Tokenizer(source_spm).vocab_size, tgt_vocab=Tokenizer(target_spm).vocab_size)
-    config = dict(TINY_TRANSFORMER, **vocab)
-    torch.manual_seed(0)
-    model = build_model("transformer", config)
-    card = {
-        "id": folder.name, "display_name": "Tiny Transformer (untrained)", "task": "translation",
-        "task_label": "Toy", "source_lang": "de", "target_lang": "en",
-        "architecture": "transformer", "model": config, "max_source_tokens": 40,
-        "tokenizer": {"source": "source.spm.model", "target": "target.spm.model"},
-        "examples": [TEXT], **card_fields,
-    }
-    return save_checkpoint(model, folder, card, {"source.spm.model": source_spm, "target.spm.model": target_spm})
+TEXT = EXAMPLE
+LAYERS = dict(enc_layers=2, dec_layers=3)  # the Transformer's: unequal, so a mix-up of the two shows
 
 
 @pytest.fixture(scope="module")
 def root(tiny_model_dir, tmp_path_factory) -> Path:
-    """tiny-rnn and tiny-transformer (German), tiny-fr (an RNN card that reads French)."""
+    """tiny-rnn and tiny-transformer (German, 2 encoder and 3 decoder layers, 4 heads), tiny-fr (an RNN that reads French)."""
     root = tmp_path_factory.mktemp("compare-models")
-    shutil.copytree(tiny_model_dir, root / "tiny-rnn")
-    spm = tiny_model_dir / "joint.spm.model"
-    make_tiny_transformer(root / "tiny-transformer", spm, spm)
-    shutil.copytree(tiny_model_dir, root / "tiny-fr")
-    card = json.loads((root / "tiny-fr" / "config.json").read_text(encoding="utf-8"))
-    card = dict(card, id="tiny-fr", source_lang="fr", task_label="Toy (French)")
-    (root / "tiny-fr" / "config.json").write_text(json.dumps(card), encoding="utf-8")
+    copy_tiny_model(tiny_model_dir, root / "tiny-rnn")
+    save_tiny_model(root / "tiny-transformer", "transformer", model_config=LAYERS)
+    copy_tiny_model(tiny_model_dir, root / "tiny-fr", source_lang="fr", task_label="Toy (French)")
     return root
 
 
@@ -66,12 +42,12 @@ def registry(root) -> ModelRegistry:
 
 @pytest.fixture(scope="module")
 def transformer_run(registry):
-    return logic.decode_request(registry, TEXT, "tiny-transformer", logic.Settings(strategy="greedy", max_len=8))
+    return decode_request(registry, TEXT, "tiny-transformer", {"strategy": "greedy", "max_len": 8})
 
 
 @pytest.fixture(scope="module")
 def rnn_run(registry):
-    return logic.decode_request(registry, TEXT, "tiny-rnn", logic.Settings(strategy="greedy", max_len=8))
+    return decode_request(registry, TEXT, "tiny-rnn", {"strategy": "greedy", "max_len": 8})
 
 
 # ---- layer and head views ---------------------------------------------------------------
@@ -79,14 +55,14 @@ def rnn_run(registry):
 
 def test_menus_list_every_layer_and_head(transformer_run):
     """The layer menu has the decoder's 3 layers; the head menu has average, grid and 4 heads."""
-    layers, heads = logic.view_choices(transformer_run)
+    layers, heads = views.view_choices(transformer_run)
     assert [value for _, value in layers] == [0, 1, 2]
-    assert [value for _, value in heads] == [logic.AVERAGE_HEADS, logic.ALL_HEADS, 0, 1, 2, 3]
+    assert [value for _, value in heads] == [views.AVERAGE_HEADS, views.ALL_HEADS, 0, 1, 2, 3]
 
 
 def test_one_head_is_drawn_and_named(transformer_run):
     """Layer 2, head 3 draws exactly that slice, and the title says so."""
-    fig = logic.attention_figure(transformer_run, 0, 1, 2)
+    fig = views.attention_figure(transformer_run, 0, 1, 2)
     expected = transformer_run.best.attention[:, 1, 2]
     torch.testing.assert_close(torch.tensor(fig.data[0].z, dtype=torch.float32), expected.float())
     assert fig.layout.title.text == "Cross-attention · layer 2 of 3 · head 3 of 4"
@@ -94,7 +70,7 @@ def test_one_head_is_drawn_and_named(transformer_run):
 
 def test_average_of_heads_is_named(transformer_run):
     """The head average is the mean over heads and is titled as an average."""
-    fig = logic.attention_figure(transformer_run, 0, 2, logic.AVERAGE_HEADS)
+    fig = views.attention_figure(transformer_run, 0, 2, views.AVERAGE_HEADS)
     expected = transformer_run.best.attention[:, 2].float().mean(1)
     torch.testing.assert_close(torch.tensor(fig.data[0].z, dtype=torch.float32), expected)
     assert fig.layout.title.text == "Cross-attention · layer 3 of 3 · average of 4 heads"
@@ -102,7 +78,7 @@ def test_average_of_heads_is_named(transformer_run):
 
 def test_grid_shows_every_head_on_one_scale(transformer_run):
     """The grid has one panel per head, all on one 0-1 colour axis, with token tick labels."""
-    fig = logic.attention_figure(transformer_run, 0, 0, logic.ALL_HEADS)
+    fig = views.attention_figure(transformer_run, 0, 0, views.ALL_HEADS)
     assert len(fig.data) == 4 and {trace.coloraxis for trace in fig.data} == {"coloraxis"}
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 1.0)
     assert list(fig.layout.xaxis.tickvals) == list(range(len(transformer_run.source_pieces)))
@@ -116,9 +92,9 @@ def test_encoder_self_attention_is_source_by_source(transformer_run):
     S = len(transformer_run.source_pieces)
     assert attention.shape == (2, 4, S, S)
     torch.testing.assert_close(attention.sum(-1), torch.ones(2, 4, S))
-    layers, _ = logic.view_choices(transformer_run, logic.ENCODER)
+    layers, _ = views.view_choices(transformer_run, views.ENCODER)
     assert len(layers) == 2
-    fig = logic.attention_figure(transformer_run, 0, 0, 1, logic.ENCODER)
+    fig = views.attention_figure(transformer_run, 0, 0, 1, views.ENCODER)
     assert fig.layout.title.text == "Encoder self-attention · layer 1 of 2 · head 2 of 4"
     assert list(fig.layout.xaxis.ticktext) == list(fig.layout.yaxis.ticktext)
 
@@ -126,45 +102,44 @@ def test_encoder_self_attention_is_source_by_source(transformer_run):
 def test_rnn_has_no_encoder_view(rnn_run):
     """An RNN result carries no encoder self-attention; asking for it shows the cross-attention."""
     assert rnn_run.encoder_attention is None
-    fig = logic.attention_figure(rnn_run, 0, None, logic.AVERAGE_HEADS, logic.ENCODER)
+    fig = views.attention_figure(rnn_run, 0, None, views.AVERAGE_HEADS, views.ENCODER)
     assert fig.layout.title.text == "Cross-attention · layer 1 of 1 · head 1 of 1"
 
 
-# ---- comparison in app_logic ------------------------------------------------------------
+# ---- comparison in demo_core.serving ------------------------------------------------------------
 
 
 def test_compare_runs_two_models(registry):
     """Two models of one source language decode the same input, each with its own strategy."""
-    a, b = logic.compare_request(registry, TEXT, "tiny-rnn", logic.compare_settings("greedy"),
-                                 "tiny-transformer", logic.compare_settings("beam", beam_size=3))
+    a, b = compare_request(registry, TEXT, "tiny-rnn", compare_options("greedy", {}),
+                           "tiny-transformer", compare_options("beam", {"beam_size": 3}))
     assert (a.model_id, a.config.strategy) == ("tiny-rnn", "greedy")
     assert (b.model_id, b.config.strategy) == ("tiny-transformer", "beam")
     assert a.source_pieces == b.source_pieces
-    assert "score" in logic.summary(b, compared=True) and "Beam search" in logic.summary(b, compared=True)
+    assert "score" in views.summary(b, compared=True) and "Beam search" in views.summary(b, compared=True)
 
 
 def test_compare_refuses_different_source_languages(registry):
     """A German and a French model cannot compare one input."""
     with pytest.raises(InputError, match="different languages: tiny-rnn reads de, tiny-fr reads fr"):
-        logic.compare_request(registry, TEXT, "tiny-rnn", logic.compare_settings("greedy"),
-                              "tiny-fr", logic.compare_settings("greedy"))
+        compare_request(registry, TEXT, "tiny-rnn", compare_options("greedy", {}), "tiny-fr", compare_options("greedy", {}))
 
 
 def test_compare_defaults_pick_two_models_of_one_language(registry, tiny_model_dir):
     """With two German models the defaults compare them; with one, greedy against beam."""
-    assert logic.compare_defaults(registry) == ("tiny-rnn", "greedy", "tiny-transformer", "greedy")
-    assert logic.compare_defaults(ModelRegistry(tiny_model_dir.parent)) == ("tiny-rnn", "greedy", "tiny-rnn", "beam")
+    assert catalogue.compare_defaults(registry) == ("tiny-rnn", "greedy", "tiny-transformer", "greedy")
+    assert catalogue.compare_defaults(ModelRegistry(tiny_model_dir.parent)) == ("tiny-rnn", "greedy", "tiny-rnn", "beam")
 
 
 def test_compare_defaults_prefer_another_architecture(root, tmp_path):
     """Beside a second RNN that comes first in the menu, the Transformer is the default partner."""
-    shutil.copytree(root, tmp_path / "models")
-    shutil.copytree(root / "tiny-rnn", tmp_path / "models" / "tiny-rnn-b")
-    card_path = tmp_path / "models" / "tiny-rnn-b" / "config.json"
-    card_path.write_text(json.dumps(dict(json.loads(card_path.read_text(encoding="utf-8")), id="tiny-rnn-b")), encoding="utf-8")
-    registry = ModelRegistry(tmp_path / "models")
+    models = tmp_path / "models"
+    for model_id in ("tiny-rnn", "tiny-transformer", "tiny-fr"):
+        copy_tiny_model(root / model_id, models / model_id)
+    copy_tiny_model(root / "tiny-rnn", models / "tiny-rnn-b")
+    registry = ModelRegistry(models)
     assert registry.available().index("tiny-rnn-b") < registry.available().index("tiny-transformer")
-    assert logic.compare_defaults(registry) == ("tiny-rnn", "greedy", "tiny-transformer", "greedy")
+    assert catalogue.compare_defaults(registry) == ("tiny-rnn", "greedy", "tiny-transformer", "greedy")
 
 
 # ---- through the API --------------------------------------------------------------------
@@ -172,8 +147,8 @@ def test_compare_defaults_prefer_another_architecture(root, tmp_path):
 
 @pytest.fixture(scope="module")
 def client(root):
-    """A copy of the app serving the tiny models, and a gradio_client connected to it."""
-    with serving(load_app(root)) as url:
+    """The page built over the tiny models, served, and a gradio_client connected to it."""
+    with serving(demo_for(root)) as url:
         yield Client(url, verbose=False, analytics_enabled=False)
 
 
@@ -206,9 +181,3 @@ def test_api_generate_has_every_layer_and_head(client):
     S = len(answer["source_pieces"])
     assert torch.tensor(answer["hypotheses"][0]["attention"]).shape[1:] == (3, 4, S)
     assert torch.tensor(answer["encoder_attention"]).shape == (2, 4, S, S)
-
-
-def test_api_lists_generate_and_compare(client):
-    """The named endpoints are exactly /generate and /compare; UI events are private."""
-    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(endpoints) == ["/compare", "/generate"]

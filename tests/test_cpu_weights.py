@@ -7,30 +7,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.checkpoint import MIN_PACKED_WEIGHTS, quantize_for_cpu
-from demo_core.tasks.datasets import pad
-from demo_core.decoding.search import DecodeConfig, decode, greedy_search
+from demo_core.decoding import DecodeConfig, decode, greedy_search
+from demo_core.models.cpu import MIN_PACKED_WEIGHTS, quantize_for_cpu
 from demo_core.pipeline import ModelRegistry, Translator
-from demo_core.models.registry import build_model
-from demo_core.text.tokenizer import BOS_ID
+from demo_core.tasks.datasets import pad
 from demo_core.tasks.toy import toy_sources
+from demo_core.text.tokenizer import BOS_ID
+from tests.tiny import TINY_TRANSFORMER, fp16_representable, tiny_transformer
 
 SOURCES = toy_sources(16, seed=11)
 
 
-def fp16_representable(model: nn.Module) -> nn.Module:
-    """Round every weight to fp16 and back, as a shipped checkpoint holds them."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.half().float())
-    return model
-
-
-def tiny_transformer(vocab: int = 40) -> nn.Module:
-    torch.manual_seed(0)
-    cfg = dict(src_vocab=vocab, tgt_vocab=vocab, d_model=32, n_heads=4, enc_layers=2, dec_layers=2, d_ff=64,
-               share_embeddings=True, max_positions=64)
-    model = build_model("transformer", cfg).eval()
+def shipped_like_transformer(vocab: int = 40) -> nn.Module:
+    """A tiny eval-mode Transformer with a joint vocabulary, a non-zero output bias and fp16-stored weights."""
+    model = tiny_transformer(vocab, share_embeddings=True).eval()
     nn.init.normal_(model.output_bias)  # trained models have one; a packed copy must keep it
     return fp16_representable(model)
 
@@ -47,14 +37,14 @@ def assert_same_outputs(packed: nn.Module, model: nn.Module) -> None:
     src = pad(SOURCES)
     torch.testing.assert_close(teacher_forced_log_probs(packed, src), teacher_forced_log_probs(model, src),
                                atol=1e-5, rtol=0)
-    for a, b in zip(greedy_search(packed, src, DecodeConfig()), greedy_search(model, src, DecodeConfig())):
+    for a, b in zip(greedy_search(packed, src, DecodeConfig()), greedy_search(model, src, DecodeConfig()), strict=True):
         assert a.ids == b.ids
         torch.testing.assert_close(a.attention, b.attention, atol=1e-5, rtol=0)
 
 
 def test_fp16_weights_give_the_fp32_outputs():
     """With fp16-stored weights, fp16 packing changes log-probs by float rounding only, and no output or attention."""
-    model = tiny_transformer()
+    model = shipped_like_transformer()
     packed = quantize_for_cpu(model, "fp16", min_packed=0)  # every Linear layer packed, however small
     assert packed.output_projection is not None and model.output_projection is None  # the original is untouched
     assert_same_outputs(packed, model)
@@ -71,7 +61,7 @@ def test_int8_weights_keep_the_trained_toy_model_right(toy_models, attention):
             (a, *_), _ = decode(packed, torch.tensor([source]), cfg)
             (b, *_), _ = decode(model, torch.tensor([source]), cfg)
             assert a.ids == b.ids
-            assert max(abs(x - y) for x, y in zip(a.token_logprobs, b.token_logprobs)) < 0.05
+            assert max(abs(x - y) for x, y in zip(a.token_logprobs, b.token_logprobs, strict=True)) < 0.05
             assert (torch.tensor(a.alt_probs) - torch.tensor(b.alt_probs)).abs().max() < 0.05
             assert (a.attention - b.attention).abs().max() < 0.1
 
@@ -79,7 +69,8 @@ def test_int8_weights_keep_the_trained_toy_model_right(toy_models, attention):
 def test_only_large_layers_are_packed_and_outputs_do_not_change():
     """By default small Linear layers stay fp32 (a packed call costs more than it saves there);
     the output projection, at the threshold, is packed; log-probs, outputs and attention stay the model's."""
-    model = tiny_transformer(vocab=MIN_PACKED_WEIGHTS // 32)  # output projection [vocab, 32]: 100,000 weights, the threshold
+    width = TINY_TRANSFORMER["d_model"]
+    model = shipped_like_transformer(vocab=MIN_PACKED_WEIGHTS // width)  # output projection [vocab, width]: the threshold
     packed = quantize_for_cpu(model, "fp16")
     decoder = packed.packed_decoder
     assert type(decoder.layers[0].qkv) is nn.Linear and type(packed.packed_encoder.layers[0].up) is nn.Linear
@@ -90,7 +81,7 @@ def test_only_large_layers_are_packed_and_outputs_do_not_change():
 
 def test_fp32_is_the_model_itself_and_unknown_formats_are_refused():
     """weights='fp32' returns the model unchanged; anything but fp32/fp16/int8 is a ValueError naming the choices."""
-    model = tiny_transformer()
+    model = shipped_like_transformer()
     assert quantize_for_cpu(model, "fp32") is model
     with pytest.raises(ValueError, match="fp16"):
         quantize_for_cpu(model, "int4")

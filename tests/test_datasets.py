@@ -4,23 +4,26 @@ Tests that read ../shared/data skip (with the reason) when it is absent.
 """
 
 import datetime as dt
+import json
+import random
 import re
 from pathlib import Path
 
 import pytest
 
+from demo_core.card import ModelCard
+from demo_core.models.registry import build_model, count_parameters
 from demo_core.tasks import datasets as data
-
 from demo_core.tasks import dates
-
-from demo_core.training import loop as train
-from demo_core.models.registry import build_model
 from demo_core.text.normalize import get_normalizer, to_simplified
+from demo_core.training import loop as train
+from demo_core.training.config import TokenizerSpec
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
-NEW_CONFIGS = ["en-de-rnn-bahdanau", "zh-en-rnn-bahdanau", "en-zh-rnn-bahdanau", "g2p-en-rnn-bahdanau",
-               "summ-en-rnn-bahdanau", "dates-rnn-bahdanau"]
+TEXT_CONFIGS = sorted(p.stem for p in (REPO / "configs").glob("*.json")
+                      if json.loads(p.read_text(encoding="utf-8"))["task"] != "tts")  # speech synthesis: tests/test_tts.py
+SHIPPED_CONFIGS = [c for c in TEXT_CONFIGS if (REPO / "checkpoints" / c / "metrics.json").is_file()]
 
 
 def needs(folder: str) -> pytest.MarkDecorator:
@@ -155,7 +158,7 @@ def test_dates_every_locale_and_style_present():
 
 
 def test_dates_render_known_forms():
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     day = dt.date(2021, 3, 4)
     assert dates.render(day, "de", "long", rng) == "4. März 2021"
     assert dates.render(day, "zh", "long", rng) == "2021年3月4日"
@@ -172,29 +175,39 @@ def test_dates_dataset_needs_no_files(tmp_path):
 
 # --- Configs --------------------------------------------------------------------------------
 
-def requested_vocab(tok: dict) -> tuple[int, int]:
-    return (tok["vocab_size"],) * 2 if tok.get("joint") else (tok["source_vocab"], tok["target_vocab"])
+def requested_vocab(tok: TokenizerSpec) -> tuple[int, int]:
+    return (tok.vocab_size,) * 2 if tok.joint else (tok.source_vocab, tok.target_vocab)
 
 
-@pytest.mark.parametrize("config_id", NEW_CONFIGS)
+@pytest.mark.parametrize("config_id", TEXT_CONFIGS)
 def test_config_loads_and_builds(config_id):
-    """Each new config passes the trainer's checks and builds its model with vocab sizes filled in."""
+    """Each text config passes the trainer's checks and builds its model with the requested vocabulary sizes filled in."""
     cfg = train.load_config(REPO / "configs" / f"{config_id}.json")
-    train.settings_from(cfg)
-    assert cfg["id"] == config_id and cfg["dataset"] in data.DATASETS
-    for name in ("source_normalizer", "target_normalizer"):
-        get_normalizer(cfg["tokenizer"].get(name))
-    src_vocab, tgt_vocab = requested_vocab(cfg["tokenizer"])
-    model = build_model(cfg["architecture"], dict(cfg["model"], src_vocab=src_vocab, tgt_vocab=tgt_vocab))
-    assert sum(p.numel() for p in model.parameters()) > 0
-    if cfg["dataset"] == "dates":
-        dates.settings_from(cfg["dataset_options"])
+    assert cfg.id == config_id and cfg.card.dataset in data.DATASETS
+    for normalizer in (cfg.tokenizer.source_normalizer, cfg.tokenizer.target_normalizer):
+        get_normalizer(normalizer)
+    src_vocab, tgt_vocab = requested_vocab(cfg.tokenizer)
+    model = build_model(cfg.card.architecture, dict(cfg.card.model, src_vocab=src_vocab, tgt_vocab=tgt_vocab))
+    assert (model.src_embed.num_embeddings, model.tgt_embed.num_embeddings, model.output_bias.numel()) == \
+        (src_vocab, tgt_vocab, tgt_vocab)
+    if cfg.card.dataset == "dates":
+        dates.settings_from(cfg.card.dataset_options)
+
+
+@pytest.mark.parametrize("config_id", SHIPPED_CONFIGS)
+def test_shipped_model_has_its_configs_parameter_count(config_id):
+    """Built with the shipped vocabulary sizes, a config has exactly the shipped model's parameter count:
+    the config in the repository is the one that trained it."""
+    cfg = train.load_config(REPO / "configs" / f"{config_id}.json")
+    shipped = ModelCard.read(REPO / "checkpoints" / config_id / "config.json")
+    vocab = {k: shipped.model[k] for k in ("src_vocab", "tgt_vocab")}
+    model = build_model(cfg.card.architecture, dict(cfg.card.model, **vocab))
+    metrics = json.loads((REPO / "checkpoints" / config_id / "metrics.json").read_text(encoding="utf-8"))
+    assert count_parameters(model) == metrics["parameters"]
 
 
 def test_dates_training_smoke(tmp_path):
     """The dates config trains one epoch on 200 pairs and exports a model with its metric."""
-    import json
-
     out = train.train(REPO / "configs" / "dates-rnn-bahdanau.json", tmp_path / "nodata", tmp_path / "run",
                       tmp_path / "export", "cpu", max_epochs=1, limit=200)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -3,14 +3,13 @@
 import pytest
 import torch
 
-from demo_core.decoding.search import (
-    DecodeConfig, adjust_log_probs, beam_search, decode, greedy_search, sample, top_k_filter, top_p_filter,
-)
+from demo_core.decoding import DecodeConfig, beam_search, decode, greedy_search, sample
+from demo_core.decoding.processors import adjust_log_probs, top_k_filter, top_p_filter
+from demo_core.decoding.recorder import Recorder
 from demo_core.tasks.datasets import pad
-from demo_core.models.registry import build_model
+from demo_core.tasks.toy import toy_sources
 from demo_core.text.tokenizer import BOS_ID, EOS_ID
-from demo_core.tasks.toy import VOCAB, toy_sources
-from tests.conftest import tiny_rnn
+from tests.tiny import tiny_rnn, tiny_transformer
 
 SOURCES = toy_sources(12, seed=7)
 
@@ -31,8 +30,7 @@ def test_beam_of_width_one_equals_greedy(toy_model):
 @pytest.mark.parametrize("width", [2, 5, 10])
 def test_beam_score_at_least_greedy(width):
     """The best beam hypothesis scores at least as well as the greedy one (model log-prob)."""
-    torch.manual_seed(3)
-    model = tiny_rnn("additive").eval()  # untrained: many near-ties, the hard case for beam search
+    model = tiny_rnn("additive", seed=3).eval()  # untrained: many near-ties, the hard case for beam search
     for src in SOURCES:
         g = greedy_search(model, one(src), DecodeConfig(max_len=12))[0]
         hyps, _ = beam_search(model, one(src), DecodeConfig(strategy="beam", beam_size=width, length_penalty=0.0, max_len=12))
@@ -71,13 +69,13 @@ def test_top_k_filter_keeps_k_tokens():
 
 def test_same_seed_same_sample_different_seed_differs():
     """A seed reproduces a sample exactly; other seeds explore other outputs."""
-    torch.manual_seed(0)
-    model = tiny_rnn("additive").eval()
+    model = tiny_rnn("additive", seed=0).eval()
     cfg = DecodeConfig(strategy="sample", temperature=1.5, seed=11, num_samples=3, max_len=10)
     a = [h.ids for h in sample(model, one(SOURCES[0]), cfg)]
     b = [h.ids for h in sample(model, one(SOURCES[0]), cfg)]
     assert a == b
-    others = {tuple(h.ids) for s in range(12, 20) for h in sample(model, one(SOURCES[0]), DecodeConfig(strategy="sample", temperature=1.5, seed=s, max_len=10))}
+    others = {tuple(h.ids) for s in range(12, 20)
+              for h in sample(model, one(SOURCES[0]), DecodeConfig(strategy="sample", temperature=1.5, seed=s, max_len=10))}
     assert len(others) > 1
 
 
@@ -92,13 +90,12 @@ def test_forced_prefix_is_respected(toy_model, strategy):
 
 def test_no_repeat_ngram_blocks_repeats():
     """With no-repeat-n-gram 2, no bigram occurs twice in any output."""
-    torch.manual_seed(5)
-    model = tiny_rnn("additive", vocab=6).eval()  # 2 real tokens: repeats are unavoidable without the rule
+    model = tiny_rnn("additive", vocab=6, seed=5).eval()  # 2 real tokens: repeats are unavoidable without the rule
     for strategy in ("greedy", "beam", "sample"):
         hyps, _ = decode(model, one([4, 5, 4, 3]), DecodeConfig(strategy=strategy, no_repeat_ngram=2, max_len=12, beam_size=3))
         for h in hyps:
             body = [t for t in h.ids if t != EOS_ID]
-            bigrams = list(zip(body, body[1:]))
+            bigrams = list(zip(body, body[1:], strict=False))  # consecutive pairs
             assert len(bigrams) == len(set(bigrams))
 
 
@@ -147,8 +144,7 @@ def test_beam_tree_traces_every_hypothesis(toy_model):
 
 def test_outputs_respect_the_length_limit():
     """No strategy writes more tokens than max_len; an unfinished output is flagged."""
-    torch.manual_seed(2)
-    model = tiny_rnn("general").eval()
+    model = tiny_rnn("general", seed=2).eval()
     for strategy in ("greedy", "beam", "sample"):
         hyps, _ = decode(model, one(SOURCES[3]), DecodeConfig(strategy=strategy, max_len=4, beam_size=3))
         for h in hyps:
@@ -159,7 +155,7 @@ def test_outputs_respect_the_length_limit():
 def test_greedy_batch_matches_single_sentences(toy_model):
     """Greedy decoding of a padded batch equals decoding each sentence alone."""
     batch = greedy_search(toy_model, pad(SOURCES), DecodeConfig())
-    for src, h in zip(SOURCES, batch):
+    for src, h in zip(SOURCES, batch, strict=True):
         assert h.ids == greedy_search(toy_model, one(src), DecodeConfig())[0].ids
 
 
@@ -201,12 +197,7 @@ def test_recorded_steps_match_rescoring_the_output(architecture, strategy):
     Beam search reorders its hypotheses at every step (an untrained model has many near-ties),
     so this checks that each one is read back along its own parents.
     """
-    torch.manual_seed(6)
-    if architecture == "rnn":
-        model = tiny_rnn("additive").eval()
-    else:
-        model = build_model("transformer", dict(src_vocab=VOCAB, tgt_vocab=VOCAB, d_model=16, n_heads=2, enc_layers=1,
-                                                dec_layers=2, d_ff=32, max_positions=64)).eval()
+    model = (tiny_rnn("additive", seed=6) if architecture == "rnn" else tiny_transformer(seed=6)).eval()
     cfg = DecodeConfig(strategy=strategy, beam_size=4, num_samples=3, max_len=9, alternatives=3, temperature=2.0)
     with torch.no_grad():
         for src in SOURCES[:3]:
@@ -224,9 +215,7 @@ def test_recorded_steps_match_rescoring_the_output(architecture, strategy):
 
 def test_recorder_history_follows_reordered_rows():
     """The recorder's running history is each row's own path back through its parents, as beam search reorders rows."""
-    from demo_core.decoding.search import _Recorder
-
-    rec = _Recorder(alternatives=2, track_history=True)
+    rec = Recorder(alternatives=2, track_history=True)
     generator = torch.Generator().manual_seed(0)
     for step, parents in enumerate([[0, 0, 0], [2, 0, 1, 1], [3, 3, 0], [1, 2]]):
         n = 1 if step == 0 else len(rec.steps[-1].tokens)

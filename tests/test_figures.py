@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from demo_core.decoding.search import Hypothesis
-from demo_core.figures import (attention_heatmap, attention_matrix, cell_px, confidence_strip, heads_grid, layer_heads,
-                                view_title)
+from demo_core.decoding import Hypothesis
+from demo_core.figures import attention_heatmap, attention_matrix, cell_px, confidence_strip, heads_grid, layer_heads, view_title
 
 
 def hypothesis(pieces: list[str], source_len: int, layers: int = 1, heads: int = 1, seed: int = 0) -> Hypothesis:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models, read_metrics
-from demo_core.decoding.search import DecodeConfig
+from demo_core.decoding import DecodeConfig
 from demo_core.pipeline import ModelRegistry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,8 +32,8 @@ def test_the_first_model_is_shipped():
 def test_model_translates_its_examples(registry, model_id):
     """Every example of a model's card gives a non-empty output whose attention matches its tokens."""
     translator = registry.get(model_id)
-    assert translator.card["examples"]
-    for text in translator.card["examples"]:
+    assert translator.card.examples
+    for text in translator.card.examples:
         result = translator.run(text, DecodeConfig(strategy="beam", beam_size=3))
         best = result.best
         assert best.text.strip()
@@ -49,12 +49,13 @@ def test_model_card_reports_measured_metrics(model_id):
     assert metrics["parameters"] > 0 and metrics["hardware"] and metrics["train_command"]
     assert "valid" in metrics
     card = entry.card
-    assert card["data"]["licence"] and card["data"]["attribution"]
+    assert card.data is not None and card.data.licence and card.data.attribution
 
 
 def test_cli_lists_shipped_models():
     """generate --list on the real checkpoints names every shipped model."""
-    out = subprocess.run([sys.executable, "-m", "demo_core.generate", "--list"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "demo_core.generate", "--list"], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
     assert {m["id"] for m in json.loads(out.stdout)} == set(IDS)
 
 

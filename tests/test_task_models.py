@@ -13,7 +13,7 @@ import re
 import pytest
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models
-from demo_core.decoding.search import DecodeConfig
+from demo_core.decoding import DecodeConfig
 from demo_core.pipeline import ModelRegistry
 
 ENTRIES = [e for e in find_models(DEFAULT_ROOT) if e.available]
@@ -23,7 +23,7 @@ GREEDY, BEAM = DecodeConfig(), DecodeConfig(strategy="beam", beam_size=5)
 
 def models(**card) -> list[str]:
     """Ids of the shipped models whose card has these values (a parameter list for a test)."""
-    ids = [e.id for e in ENTRIES if all(e.card.get(k) == v for k, v in card.items())]
+    ids = [e.id for e in ENTRIES if all(getattr(e.card, k) == v for k, v in card.items())]
     return ids or [pytest.param(None, marks=pytest.mark.skip(reason=f"no shipped model with {card}"))]
 
 
@@ -45,7 +45,7 @@ def test_traditional_and_simplified_input_translate_alike(registry, model_id):
 def test_chinese_pieces_are_readable_characters(registry, model_id):
     """No byte-fallback piece (<0xE4>) reaches a label for common characters, on either side."""
     translator = registry.get(model_id)
-    text = "我们明天去公园吧。" if translator.card["source_lang"] == "zh" else "We will go to the park tomorrow."
+    text = "我们明天去公园吧。" if translator.card.source_lang == "zh" else "We will go to the park tomorrow."
     result = translator.run(text, BEAM)
     for piece in result.source_pieces + result.best.pieces:
         assert not piece.startswith("<0x"), piece
@@ -54,7 +54,7 @@ def test_chinese_pieces_are_readable_characters(registry, model_id):
 @pytest.mark.parametrize("model_id", models(target_lang="zh"))
 def test_chinese_output_has_no_spaces_between_characters(registry, model_id):
     translator = registry.get(model_id)
-    for text in translator.card["examples"]:
+    for text in translator.card.examples:
         out = translator.run(text, BEAM).best.text
         assert CJK.search(out), out
         assert not re.search(r"[\u4e00-\u9fff] +[\u4e00-\u9fff]", out), out
@@ -96,7 +96,7 @@ def test_pronunciation_drops_silent_letters(registry, model_id):
     translator = registry.get(model_id)
     phones = translator.run("knight", BEAM).best.text.split()
     assert phones[0] == "N" and phones[-1] == "T"
-    for word in translator.card["examples"]:
+    for word in translator.card.examples:
         assert all(p.rstrip("012") in ARPABET_TO_IPA for p in translator.run(word, BEAM).best.text.split())
 
 
@@ -104,7 +104,7 @@ def test_pronunciation_drops_silent_letters(registry, model_id):
 def test_summaries_are_shorter_and_keep_a_content_word(registry, model_id):
     """Each example comes out shorter than it went in, and shares at least one content word with it."""
     translator = registry.get(model_id)
-    for text in translator.card["examples"]:
+    for text in translator.card.examples:
         summary = translator.run(text, BEAM).best.text
         words = lambda s: set(re.findall(r"[a-z]{4,}", s.lower()))  # noqa: E731
         assert 0 < len(summary.split()) < len(text.split()), summary

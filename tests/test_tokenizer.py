@@ -3,7 +3,7 @@
 import pytest
 
 from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, normalize_text, train_sentencepiece
-from tests.conftest import synthetic_corpus
+from tests.tiny import synthetic_corpus
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,9 @@ def test_special_ids_are_fixed(tok):
     assert (tok.sp.pad_id(), tok.sp.unk_id(), tok.sp.bos_id(), tok.sp.eos_id()) == (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
 
 
-@pytest.mark.parametrize("text", ["猫が好き 🐱🚀", "Ελληνικά ünd Ärger", "tab\tand\x00control\x07chars", "<script>alert(1)</script>", "​zero‍width"])
+@pytest.mark.parametrize("text", ["猫が好き 🐱🚀", "Ελληνικά ünd Ärger",
+                                  "tab\tand\x00control\x07chars", "<script>alert(1)</script>",
+                                  "​zero‍width"])
 def test_any_unicode_encodes_without_unknown_tokens(tok, text):
     """Unseen characters fall back to bytes: no exception, no unknown token, text survives the round trip."""
     ids = tok.encode(text)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from demo_core.card import ModelCard
 from demo_core.training import loop as train
+from tests.tiny import TINY_RNN, TINY_TRANSFORMER
 
 # Char vocabularies hold 256 byte-fallback pieces and 4 specials besides the characters.
 TINY_DATES = {
@@ -25,7 +27,7 @@ TINY_DATES = {
     "target_lang": "iso8601",
     "metric": "exact",
     "architecture": "rnn",
-    "model": {"emb_dim": 16, "enc_hidden": 16, "dec_hidden": 32, "attention": "additive", "attn_dim": 16, "dropout": 0.0},
+    "model": dict(TINY_RNN, attention="additive"),
     "tokenizer": {"joint": False, "source_vocab": 400, "target_vocab": 280, "model_type": "char"},
     "training": {"max_tokens": 2000, "warmup_steps": 10, "max_epochs": 5, "patience": 5},
 }
@@ -98,8 +100,7 @@ def test_transformer_with_shared_embeddings_saves_and_resumes(tiny_config, tmp_p
     resumable state every epoch and resumes from it (safetensors refuses shared memory)."""
     config = json.loads(tiny_config.read_text())
     config["architecture"] = "transformer"
-    config["model"] = {"d_model": 16, "n_heads": 2, "enc_layers": 1, "dec_layers": 1, "d_ff": 32, "dropout": 0.0,
-                       "share_embeddings": True, "max_positions": 64}
+    config["model"] = dict(TINY_TRANSFORMER, share_embeddings=True)
     config["tokenizer"] = {"joint": True, "vocab_size": 400, "model_type": "char"}
     tiny_config.write_text(json.dumps(config))
     state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
@@ -118,7 +119,7 @@ def test_plateau_factor_lowers_the_learning_rate_after_an_epoch_without_progress
     rows = (exported / "train_log.csv").read_text().splitlines()[1:]
     lrs = [float(row.split(",")[5]) for row in rows]
     steps = [int(row.split(",")[1]) for row in rows]
-    expected = [1e-12 * (1 / s) ** 0.5 * scale for s, scale in zip(steps, (1.0, 1.0, 0.5))]
+    expected = [1e-12 * (1 / s) ** 0.5 * scale for s, scale in zip(steps, (1.0, 1.0, 0.5), strict=True)]
     assert lrs == pytest.approx(expected, rel=0.01, abs=0)
 
 
@@ -135,8 +136,8 @@ def test_rerun_with_the_same_best_epoch_refreshes_the_card_and_keeps_measured_me
     state, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
     assert state["epoch"] == 1
     assert json.loads((exported / "metrics.json").read_text())["test"]["exact"] == 12.5
-    card = json.loads((exported / "config.json").read_text())
-    assert card["examples"] == ["4 March 2021"] and card["example_notes"] == ["A day, a month, a year."]
+    card = ModelCard.read(exported / "config.json")
+    assert card.examples == ("4 March 2021",) and card.example_notes == ("A day, a month, a year.",)
     assert "metrics.json kept" in capsys.readouterr().err
 
 
@@ -165,17 +166,18 @@ def test_card_text_edited_during_a_run_reaches_the_export(tiny_config, tmp_path,
 
     def edit_then_measure(*args, **kwargs):
         config = json.loads(tiny_config.read_text())
-        config["examples"], config["model"] = ["1 May 1990"], dict(config["model"], enc_hidden=99)
+        config["examples"], config["model"] = ["1 May 1990"], dict(config["model"], enc_hidden=TINY_RNN["enc_hidden"] + 1)
         tiny_config.write_text(json.dumps(config))
         return measure(*args, **kwargs)
 
     monkeypatch.setattr(train, "evaluate_valid", edit_then_measure)
     _, exported = run_train(tiny_config, tmp_path, "--max-epochs", "1")
-    card = json.loads((exported / "config.json").read_text())
-    assert card["examples"] == ["1 May 1990"] and card["model"]["enc_hidden"] == 16
+    card = ModelCard.read(exported / "config.json")
+    assert card.examples == ("1 May 1990",) and card.model["enc_hidden"] == TINY_RNN["enc_hidden"]
 
 
-def test_average_last_keeps_n_snapshots_and_ships_their_mean_only_when_it_scores_higher(tiny_config, tmp_path, capsys, monkeypatch):
+def test_average_last_keeps_n_snapshots_and_ships_their_mean_only_when_it_scores_higher(tiny_config, tmp_path, capsys,
+                                                                                        monkeypatch):
     """With ``average_last`` 2 the run keeps the last two epochs' weights. At the end their mean is
     scored on validation: shipped (and named in metrics.json) when it beats the best epoch, and
     the best epoch shipped otherwise."""

@@ -72,7 +72,8 @@ def config_path(name: str) -> Path:
 def launch(config: Path, args: argparse.Namespace, threads: int) -> Job:
     """Start ``python -m demo_core.train`` for one config under ``args.work``, its output going to a log."""
     model_id = json.loads(config.read_text(encoding="utf-8"))["id"]  # the name train exports under
-    run_dir, export_dir, log = args.work / "runs" / model_id, args.work / "export" / model_id, args.work / "logs" / f"{model_id}.log"
+    run_dir, export_dir = args.work / "runs" / model_id, args.work / "export" / model_id
+    log = args.work / "logs" / f"{model_id}.log"
     command = [sys.executable, "-m", "demo_core.train", str(config), "--data-dir", str(args.data_dir),
                "--run-dir", str(run_dir), "--export-root", str(export_dir.parent), "--device", args.device,
                "--threads", str(threads), "--time-limit", f"{args.minutes:g}"]
@@ -84,7 +85,8 @@ def launch(config: Path, args: argparse.Namespace, threads: int) -> Job:
     print(" ".join(command[1:]), flush=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, PYTHONUNBUFFERED="1"))
     return Job(model_id, config, run_dir, export_dir, log, process, time.time())
 
 
@@ -182,17 +184,22 @@ def estimate(configs: list[Path]) -> None:
     bound) and how many return trips they would take together."""
     sys.path.insert(0, str(REPO))
     import torch  # here, not at the top: training and --fetch need no torch in this process
+
     from demo_core.models.registry import build_model, count_parameters
+    from demo_core.training.config import TrainConfig
 
     sizes = {}
     for config in configs:
-        cfg = json.loads(config.read_text(encoding="utf-8"))
-        tok = cfg["tokenizer"]
-        vocab = [tok["vocab_size"] if tok.get("joint") else tok[f"{side}_vocab"] for side in ("source", "target")]
+        if json.loads(config.read_text(encoding="utf-8")).get("task") == "tts":
+            print(f"  {config.stem:<24} speech synthesis: size not estimated")
+            continue
+        cfg = TrainConfig.read(config)
+        tok = cfg.tokenizer
+        vocab = [tok.vocab_size if tok.joint else tok.side_vocab(side) for side in ("source", "target")]
         with torch.device("meta"):
-            model = build_model(cfg["architecture"], dict(cfg["model"], src_vocab=vocab[0], tgt_vocab=vocab[1]))
-        sizes[cfg["id"]] = 2 * count_parameters(model) + TOKENIZER_BYTES
-        print(f"  {cfg['id']:<24} ~{sizes[cfg['id']] / MiB:5.1f} MiB")
+            model = build_model(cfg.card.architecture, dict(cfg.card.model, src_vocab=vocab[0], tgt_vocab=vocab[1]))
+        sizes[cfg.id] = 2 * count_parameters(model) + TOKENIZER_BYTES
+        print(f"  {cfg.id:<24} ~{sizes[cfg.id] / MiB:5.1f} MiB")
     trips = count_trips(sizes)
     print(f"{len(sizes)} model(s), ~{sum(sizes.values()) / MiB:.0f} MiB packed: {trips} return trip(s)"
           + ("" if trips == 1 else f", i.e. {trips - 1} --fetch call(s) right after the run"))
@@ -208,7 +215,8 @@ def preflight(configs: list[Path], args: argparse.Namespace, threads: int) -> bo
     for config in configs:
         sample.setdefault(json.loads(config.read_text(encoding="utf-8"))["architecture"], config)
     for fp32 in [True] if args.fp32 else [False, True]:
-        trial = argparse.Namespace(**dict(vars(args), work=args.work / "preflight", limit=PREFLIGHT_PAIRS, max_epochs=1, fp32=fp32))
+        trial = argparse.Namespace(**dict(vars(args), work=args.work / "preflight", limit=PREFLIGHT_PAIRS, max_epochs=1,
+                                          fp32=fp32))
         shutil.rmtree(trial.work, ignore_errors=True)
         print(f"preflight ({'fp32' if fp32 else 'bf16 autocast'}):", flush=True)
         jobs = [launch(config, trial, threads) for config in sample.values()]

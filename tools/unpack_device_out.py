@@ -24,7 +24,7 @@ from device_packing import MiB, group_packed, unpack
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from demo_core.checkpoint import CheckpointError, load_model_dir, read_metrics  # noqa: E402
+from demo_core.checkpoint import CheckpointError, load_model_dir, read_card, read_metrics  # noqa: E402
 
 
 def packed_files(paths: list[Path]) -> list[Path]:
@@ -55,12 +55,16 @@ def install(model_id: str, files: list[Path], root: Path, force: bool) -> bool:
     with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as scratch:
         try:
             folder = unpack(files, model_id, Path(scratch))
-            card, _, _, _ = load_model_dir(folder)
+            card = read_card(folder)
+            if card.tokenizer is not None:  # a text model: its weights must load into its architecture
+                load_model_dir(folder)
+            elif not (folder / "model.safetensors").is_file():
+                raise CheckpointError(f"{model_id}: model.safetensors is missing")
         except (ValueError, CheckpointError, OSError, RuntimeError) as exc:
             print(f"{model_id}: not installed: {exc}")
             return False
-        if card.get("id") != model_id:
-            print(f"{model_id}: not installed: its config.json says id {card.get('id')!r}")
+        if card.id != model_id:
+            print(f"{model_id}: not installed: its config.json says id {card.id!r}")
             return False
         if target.exists():
             shutil.rmtree(target)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -130,7 +130,7 @@ class PackedEncoder(nn.Module):
     def encode(self, src: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor) -> TransformerMemory:
         """src [B, S], mask [B, S], bias [B, 1, 1, S] -> the memory of ``TransformerSeq2Seq.encode``."""
         B, S = src.shape
-        if S > self.max_positions:
+        if self.max_positions < S:
             raise ValueError(f"sequence of {S} positions exceeds max_positions={self.max_positions}")
         H, d = self.n_heads, self.d_head
         x = self.embedding[src] + self.positions[:S]  # [B, S, D]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -47,7 +48,7 @@ def multi30k_pairs(data_dir: Path, split: str, src_lang: str, tgt_lang: str, opt
 
 def seeded_fraction(key: str, seed: int) -> float:
     """A number in [0, 1) fixed by ``key`` and ``seed`` (SHA-256, so stable across runs and machines)."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 

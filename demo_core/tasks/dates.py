@@ -16,9 +16,10 @@ import datetime as dt
 import hashlib
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from babel.dates import format_date, get_date_format, get_day_names, get_month_names
 

@@ -8,7 +8,8 @@ answer for that source: the pronunciations of a word); the metrics credit the be
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sacrebleu
 

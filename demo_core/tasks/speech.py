@@ -75,10 +75,10 @@ def speak(phones: str | list[str], words_per_minute: int = 140) -> tuple[int, np
 
     Raises :class:`SpeechError` with a readable message on any failure.
     """
+    text = to_espeak(phones)  # a phone it cannot say is the reason, whether or not espeak-ng is here
     program = espeak_path()
     if program is None:
         raise SpeechError(unavailable_reason() or "espeak-ng is missing")
-    text = to_espeak(phones)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "speech.wav"
         try:

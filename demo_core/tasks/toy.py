@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.tasks.datasets import collate, pad
 from demo_core.decoding import DecodeConfig, greedy_search
+from demo_core.tasks.datasets import collate, pad
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
 VOCAB = 14  # 4 specials + 10 digits

@@ -7,8 +7,8 @@ what a user types, so the model never sees a script or casing it was not trained
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import opencc
 

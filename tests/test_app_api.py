@@ -178,10 +178,10 @@ def test_server_keeps_serving_after_errors(client):
     assert generate(client, SENTENCE)["text"]
 
 
-def test_generate_and_compare_are_the_only_public_endpoints(client):
-    """The API lists exactly two named endpoints, /generate and /compare; UI events are private."""
+def test_generate_compare_and_synthesize_are_the_only_public_endpoints(client):
+    """The API lists exactly three named endpoints, /generate, /compare and /synthesize; UI events are private."""
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert sorted(endpoints) == ["/compare", "/generate"]
+    assert sorted(endpoints) == ["/compare", "/generate", "/synthesize"]
 
 
 @needs_model

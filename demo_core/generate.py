@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +63,35 @@ def audio_path(base: Path, line: int) -> Path:
     return base if line == 1 else base.with_name(f"{base.stem}-{line}{base.suffix or '.wav'}")
 
 
-def speak_lines(registry: ModelRegistry, args: argparse.Namespace) -> int:
-    """The speech model's loop: phones (or JSON with the attention [decoder steps, phones]) per line."""
-    from demo_core.serving import synthesis
-    from demo_core.tts.audio import write_wav
-
+def stream(answer: Callable[[int, str], tuple[dict[str, Any], str]], as_json: bool) -> int:
+    """One output line per input line of stdin: ``answer(line_number, text)`` gives (JSON, plain
+    text); an input it refuses gives an error line (JSON) or an empty line, and a message on stderr."""
     for number, line in enumerate(sys.stdin, start=1):
         text = line.rstrip("\n")
         try:
-            _, result = synthesis.synthesize(registry, args.model, text, args.seed)
-            if args.audio_out is not None:
-                write_wav(audio_path(args.audio_out, number), result.sample_rate, result.audio_int16)
-            out = (json.dumps(dict(result.to_json(), model=args.model), ensure_ascii=False) if args.json
-                   else " | ".join(" ".join(phones) for phones in result.word_phones))
+            as_dict, plain = answer(number, text)
+            out = json.dumps(as_dict, ensure_ascii=False) if as_json else plain
         except InputError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            out = json.dumps({"error": str(exc), "source": text}, ensure_ascii=False) if args.json else ""
+            out = json.dumps({"error": str(exc), "source": text}, ensure_ascii=False) if as_json else ""
         sys.stdout.write(out + "\n")
         sys.stdout.flush()
     return 0
+
+
+def speak(registry: ModelRegistry, args: argparse.Namespace) -> Callable[[int, str], tuple[dict[str, Any], str]]:
+    """The speech model's answer to a line: its phones (JSON: also the attention [decoder steps, phones],
+    the spectrogram and the sample rate), the audio written to ``--audio-out``."""
+    from demo_core.serving import synthesis
+    from demo_core.tts.audio import write_wav
+
+    def answer(number: int, text: str) -> tuple[dict[str, Any], str]:
+        _, result = synthesis.synthesize(registry, args.model, text, args.seed)
+        if args.audio_out is not None:
+            write_wav(audio_path(args.audio_out, number), result.sample_rate, result.audio_int16)
+        return dict(result.to_json(), model=args.model), " | ".join(" ".join(p) for p in result.word_phones)
+
+    return answer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,32 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         parser.error("--model is required (or --list)")
     registry = ModelRegistry(args.checkpoints)
-    if registry.is_speech(args.model):
-        try:
-            registry.synthesizer(args.model)
-        except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return speak_lines(registry, args)
-    if args.audio_out is not None:
+    speech = registry.is_speech(args.model)
+    if args.audio_out is not None and not speech:
         parser.error("--audio-out is for speech-synthesis models (see --list)")
     try:
         cfg = decode_config(args)
-        translator = registry.get(args.model)
+        model = registry.synthesizer(args.model) if speech else registry.get(args.model)
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for line in sys.stdin:
-        text = line.rstrip("\n")
-        try:
-            result = translator.run(text, cfg, prefix=args.prefix)
-            out = json.dumps(result.to_json(), ensure_ascii=False) if args.json else result.best.text
-        except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            out = json.dumps({"error": str(exc), "source": text}, ensure_ascii=False) if args.json else ""
-        sys.stdout.write(out + "\n")
-        sys.stdout.flush()
-    return 0
+    if speech:
+        return stream(speak(registry, args), args.json)
+    translator = model
+
+    def translate(number: int, text: str) -> tuple[dict[str, Any], str]:
+        result = translator.run(text, cfg, prefix=args.prefix)
+        return result.to_json(), result.best.text
+
+    return stream(translate, args.json)
 
 
 if __name__ == "__main__":

@@ -65,18 +65,18 @@ def shipped_entries(root: Path = DEFAULT_ROOT) -> list[Entry]:
 
 
 def table(entries: list[Entry]) -> str:
-    """The models table: one row per model, test and validation headline with its decoding."""
+    """The models table: one row per model with its test headline and decoding (validation
+    scores are in each card, docs/MODELS.md)."""
     lines = [
-        "| model | task | architecture | parameters | test | validation |",
-        "|---|---|---|---|---|---|",
+        "| model | task | architecture | parameters | test |",
+        "|---|---|---|---|---|",
     ]
     for card, m in entries:
-        test, valid = m.get("test"), m.get("valid")
+        test = m.get("test")
         test_cell = f"{headline(test)} on `{test.get('split')}`, {decoding_label(test)}" if test else "not measured yet"
-        valid_cell = f"{headline(valid)}, {decoding_label(valid)}" if valid else "-"
         lines.append(
             f"| `{card.id}` | {card.task_label or card.task} | {card.display_name or card.architecture} "
-            f"| {m.get('parameters', 0) / 1e6:.1f} M | {test_cell} | {valid_cell} |"
+            f"| {m.get('parameters', 0) / 1e6:.1f} M | {test_cell} |"
         )
     return "\n".join(lines)
 

@@ -564,9 +564,20 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     return demo
 
 
+# Server limits, set on purpose (issue: a class of students at once on a 2-core machine):
+QUEUE_SIZE = 64  # requests waiting at most; beyond it a client is told the server is busy instead of waiting minutes
+CONCURRENCY = 2  # decodes at once: one per core (each decode uses one thread)
+SESSION_CAPACITY = 256  # sessions whose state (the last result, for redraws) is kept; the oldest is dropped first
+MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny request body is refused
+
+
 def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
-    """Start ``app`` (default: the module's ``demo``) with the theme and CSS (Gradio 6 takes both at launch)."""
-    return (app or demo).launch(theme=THEME, css=CSS, **kwargs)
+    """Start ``app`` (default: the module's ``demo``) with the theme, CSS and server limits
+    (Gradio 6 takes the theme and CSS at launch)."""
+    app = app or demo
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    options = dict(theme=THEME, css=CSS, state_session_capacity=SESSION_CAPACITY, max_file_size=MAX_FILE_SIZE)
+    return app.launch(**(options | kwargs))
 
 
 demo = build_demo(ModelRegistry())

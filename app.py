@@ -56,9 +56,9 @@ THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="s
 CSS = """
 .gradio-container { max-width: 1400px !important; }
 #title h1 { margin-bottom: 0; }
-#heatmap, #strip, .compare-heatmap { overflow-x: auto !important; }
+#heatmap, #strip, .compare-heatmap, #tts-figure { overflow-x: auto !important; }
 #heatmap .svg-container, #strip .svg-container, .compare-heatmap .svg-container { margin: 0 auto; }
-.dark #heatmap svg text, .dark #strip svg text, .dark .compare-heatmap svg text {
+.dark #heatmap svg text, .dark #strip svg text, .dark .compare-heatmap svg text, .dark #tts-figure svg text {
   fill: var(--body-text-color) !important;
 }
 #summary p, .compare-summary p { color: var(--body-text-color-subdued); margin: 0; }

@@ -32,6 +32,8 @@ def headline(values: dict[str, Any] | None) -> str:
     """The metric block in words, whatever the task: BLEU/chrF, WER/PER, ROUGE, exact match."""
     if not values:
         return "not measured"
+    if "alignment_success" in values:
+        return f"alignment success {100 * values['alignment_success']:.1f}%, MCD {values['mcd_db']:.2f} dB"
     if "bleu" in values:
         if "tok:zh" in str(values.get("bleu_signature", "")):
             return f"BLEU {values['bleu']:.1f} (Chinese tokenizer), chrF {values['chrf']:.1f}"
@@ -106,6 +108,8 @@ def shipped_weights(m: dict[str, Any]) -> str:
     if "averaged_epochs" in m:
         first, last = m["averaged_epochs"]
         return f"the mean of the weights of epochs {first}-{last} (checkpoint averaging, part of the training config)"
+    if "last_epoch" in m:
+        return f"the last epoch, {m['last_epoch']}"
     return f"best validation epoch {m.get('best_epoch', '?')}"
 
 
@@ -137,7 +141,28 @@ def model_card(card: ModelCard, m: dict[str, Any]) -> str:
         lines.append(f"- **{key}** (`{v.get('split')}`, {decoding_label(v)}): {headline(v)}; measured by `{command}`")
         if "bleu_signature" in v:
             lines.append(f"  - signatures: `{v['bleu_signature']}`, `{v.get('bleu_lc_signature', '?')}`")
+    lines += speech_lines(m)
+    lines += [f"- **{topic.capitalize()}:** {text}" for topic, text in card.notes.items()]
     return "\n".join(lines)
+
+
+def speech_lines(m: dict[str, Any]) -> list[str]:
+    """A speech model's extra measurements: the early export for reference, how alignment and MCD
+    are judged, and its speed."""
+    lines = []
+    if "early" in m:
+        e = m["early"]
+        lines.append(f"- **early export** (epoch {e.get('epoch')}, same test sentences, for reference): {headline(e)}")
+    for key, label in (("alignment_rule", "Alignment success"), ("mcd_definition", "MCD")):
+        if key in m:
+            lines.append(f"- **{label}:** {m[key]}")
+    if m.get("speed"):
+        s = m["speed"]
+        lines.append(f"- **Speed:** real-time factor {s['rtf']:.3f} for a {s.get('words', '?')}-word sentence on 1 thread, "
+                     f"vocoder included; measured by `python -m demo_core.tts.evaluate` (also `python benchmarks/bench_tts.py`)")
+    if "per_note" in m:
+        lines.append(f"- **Phone error rate of a recogniser on the audio:** {m.get('per') or 'not yet'} ({m['per_note']})")
+    return lines
 
 
 def models_page(entries: list[Entry]) -> str:

@@ -13,10 +13,12 @@ from torch import nn
 
 from demo_core.models.rnn import RNNConfig, RNNSeq2Seq
 from demo_core.models.transformer import TransformerConfig, TransformerSeq2Seq
+from demo_core.tts.model import Tacotron, TacotronConfig
 
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "rnn": (RNNConfig, RNNSeq2Seq),
     "transformer": (TransformerConfig, TransformerSeq2Seq),
+    "tacotron2-lsa": (TacotronConfig, Tacotron),  # speech synthesis: phones -> mel frames (demo_core.tts)
 }
 
 

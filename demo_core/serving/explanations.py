@@ -119,6 +119,27 @@ the verb in Chinese and after it in English, so expect long jumps off the diagon
 """
 
 
+SPEECH = """
+**Speech synthesis.** Here the *source* is the phones and the *output* is sound: each decoder
+step writes 4 frames of a mel spectrogram (80 frequency bands, 12.5 ms a frame), and the picture
+puts the attention (phones on y, decoder steps on x) above the spectrogram those steps wrote, on
+one time axis. A good alignment is a staircase from the first phone to the last: each phone is
+read for as many steps as it lasts, vowels longer than stops, word gaps (␣) briefly. A skip or a
+repeat in the staircase is a phone left out or said twice.
+
+**Location-sensitive attention** (Chorowski et al., 2015; Tacotron 2) scores each phone from the
+decoder state $s_t$, the phone's encoder state $h_i$ and where attention already was, so it can
+only move forward smoothly:
+
+$$f_t = F * \\sum_{k<t} \\alpha_k, \\qquad e_{t,i} = v^\\top \\tanh(W s_t + V h_i + U f_{t,i} + b)$$
+"""
+SPEECH_MATHS = SPEECH + WEIGHTS + """
+The context $a_t$ and $s_t$ predict the next frames $y_t$ and the stop probability
+$\\sigma(w^\\top [s_t; a_t])$; training adds a *guided-attention* loss (Tachibana et al., 2018) that
+charges weight far from the diagonal, so the staircase forms within a few epochs.
+"""
+
+
 def explanation(card: ModelCard | None) -> str:
     """Markdown for the model described by ``card``: how to read the figures, what this task's
     attention tends to look like, then the model's equations (just how to read them for None)."""
@@ -128,6 +149,8 @@ def explanation(card: ModelCard | None) -> str:
     if "zh" in (card.source_lang, card.target_lang):
         task += CHINESE
     kind = str(card.model.get("attention", ""))
+    if card.task == "tts":
+        return READING + SPEECH_MATHS
     if card.architecture == "transformer":
         maths = TRANSFORMER
     elif kind in SCORES:

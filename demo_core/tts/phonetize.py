@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import gzip
 import re
+import subprocess
+import tempfile
 import unicodedata
+import wave
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from demo_core.inference import Translator  # noqa: F401  (re-exported: the G2P loader)
-from demo_core.decoding import DecodeConfig
-from demo_core.phonemes import ARPABET_TO_ESPEAK, VOWELS  # noqa: F401
-from demo_core.speech import SpeechError, espeak_path, speak, to_espeak  # noqa: F401
+import numpy as np
+
+from demo_core.tasks.phonemes import ARPABET_TO_ESPEAK, VOWELS
+from demo_core.tasks.speech import SpeechError, espeak_path, to_espeak
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 G2P_DIR = REPO_ROOT / "checkpoints" / "g2p-en-rnn-bahdanau"
@@ -36,12 +40,12 @@ PHONE_SET: tuple[str, ...] = (PAD, EOS, " ") + tuple(sorted(
     [p for p in ARPABET_TO_ESPEAK if p not in VOWELS]
     + [v + s for v in VOWELS for s in ("", "0", "1", "2")]))
 
-_DROPPED = set(".,;:!?\"()[]{}…–—“”‘’«»")  # punctuation: not spoken, silently dropped
+_DROPPED = set(".,;:!?\"()[]{}…–—“”‘«»")  # punctuation: not spoken, silently dropped
 _SPLIT = set("-/_")  # joins words: "t-shirt" -> "t shirt"
 _SPELLED = {"&": "and", "%": "percent", "+": "plus", "=": "equals", "@": "at"}
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen " \
-        "fifteen sixteen seventeen eighteen nineteen".split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 
 
 class SynthesisError(ValueError):
@@ -82,6 +86,7 @@ def words_of(text: str) -> list[str]:
         raise SynthesisError("text must be a string")
     if not text.strip():
         raise SynthesisError("text is empty: type an English sentence to speak")
+    text = text.replace("’", "'")  # typographic apostrophe: "man’s" is "man's"
     odd = sorted({ch for ch in text if not (ch.isascii() and (ch.isalnum() or ch.isspace() or ch == "'"))
                   and ch not in _DROPPED and ch not in _SPLIT and ch not in _SPELLED})
     if odd:
@@ -117,15 +122,26 @@ def load_cmudict(path: Path) -> dict[str, tuple[str, ...]]:
 
 
 @lru_cache(maxsize=2)
-def _g2p(model_dir: Path) -> Translator:
-    return Translator.from_dir(model_dir, weights="fp32")
+def _g2p(model_dir: Path) -> tuple[Any, Any]:
+    """The pronunciation model and its decoding settings, loaded on first use.
+
+    Imported here, not at the top: training and the data loader never need it, and the
+    translation pipeline it comes with is much heavier than this module.
+    """
+    from demo_core.decoding import DecodeConfig
+    from demo_core.pipeline import Translator
+
+    translator = Translator.from_dir(model_dir, weights="fp32")
+    return translator, DecodeConfig(**translator.card.decode_defaults)
 
 
 class Phonetizer:
     """Text -> :class:`Pronunciation`: CMUdict first, the pronunciation model for the rest."""
 
-    def __init__(self, lexicon_path: Path, g2p_dir: Path = G2P_DIR) -> None:
-        self.lexicon = load_cmudict(Path(lexicon_path))
+    def __init__(self, lexicon_path: Path | None, g2p_dir: Path = G2P_DIR) -> None:
+        """``lexicon_path`` None: no CMUdict here (e.g. a Space without the data folder), so every
+        word's phones come from the pronunciation model."""
+        self.lexicon = load_cmudict(Path(lexicon_path)) if lexicon_path is not None else {}
         self.g2p_dir = Path(g2p_dir)
         self._guesses: dict[str, tuple[str, ...]] = {}
 
@@ -135,8 +151,7 @@ class Phonetizer:
             if not (self.g2p_dir / "model.safetensors").exists():
                 raise SynthesisError(f"{word!r} is not in CMUdict and the pronunciation model "
                                      f"{self.g2p_dir.name} is not installed")
-            translator = _g2p(self.g2p_dir)
-            cfg = DecodeConfig(**translator.card.get("decode_defaults", {}))
+            translator, cfg = _g2p(self.g2p_dir)
             phones = tuple(p for p in translator.run(word, cfg).best.text.upper().split() if p in PHONE_SET)
             if not phones:
                 raise SynthesisError(f"the pronunciation model found no phones for {word!r}")
@@ -155,4 +170,30 @@ class Phonetizer:
 
 def espeak_input(pron: Pronunciation) -> str:
     """espeak-ng phoneme input for a whole sentence: ``[[w1 w2 ...]]``, words separated by spaces."""
-    return "[[" + " ".join(to_espeak(list(p))[2:-2] for p in pron.word_phones) + "]]"
+    try:
+        return "[[" + " ".join(to_espeak(list(p))[2:-2] for p in pron.word_phones) + "]]"
+    except SpeechError as exc:
+        raise SynthesisError(str(exc)) from exc
+
+
+def espeak_audio(espeak_text: str, voice: str = "en-us", words_per_minute: int = 175) -> tuple[int, np.ndarray]:
+    """espeak-ng speaking phoneme input ``[[...]]``: ``(sample_rate, int16 samples [N])``.
+
+    Like :func:`demo_core.tasks.speech.speak`, but for a whole sentence (words separated by spaces
+    inside the brackets, which ``speak`` does not produce) and with a choice of voice.
+    """
+    program = espeak_path()
+    if program is None:
+        raise SynthesisError("espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.wav"
+        try:
+            subprocess.run([program, "-v", voice, "-s", str(words_per_minute), "-w", str(path), espeak_text],
+                           check=True, capture_output=True, timeout=30)
+            with wave.open(str(path), "rb") as wav:
+                rate, frames = wav.getframerate(), wav.readframes(wav.getnframes())
+        except (OSError, subprocess.SubprocessError, wave.Error) as exc:
+            raise SynthesisError(f"espeak-ng could not speak {espeak_text}: {exc}") from exc
+    if not frames:
+        raise SynthesisError(f"espeak-ng returned no audio for {espeak_text}")
+    return rate, np.frombuffer(frames, dtype=np.int16).copy()

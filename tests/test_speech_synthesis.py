@@ -137,3 +137,14 @@ def test_page_synthesises_and_shows_attention_spectrogram_audio_and_steps(tmp_pa
         assert page.locator("#tts-figure .heatmaplayer").count() == 2  # attention and spectrogram
         page.screenshot(path=str(tmp_path / "speech.png"), full_page=True)
         browser.close()
+
+
+def test_without_cmudict_the_pronunciation_model_gives_every_word(spoken):
+    """Where the data folder is absent (a Space), every word's phones come from the pronunciation model, marked so."""
+    from demo_core.tts.phonetize import Phonetizer
+
+    synth, _ = spoken
+    bare = Phonetizer(None)
+    pron = bare(SENTENCE)
+    assert set(pron.sources) == {"model"} and all(pron.word_phones)
+    assert synth.phone_ids(pron)  # phones without stress digits are in the model's inventory

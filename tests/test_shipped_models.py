@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 ENTRIES = find_models(DEFAULT_ROOT)
 IDS = [e.id for e in ENTRIES]
+TEXT_IDS = [e.id for e in ENTRIES if e.card is not None and e.card.task != "tts"]  # speech: tests/test_speech_synthesis.py
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_the_first_model_is_shipped():
     assert all(e.available for e in ENTRIES), [(e.id, e.error) for e in ENTRIES if not e.available]
 
 
-@pytest.mark.parametrize("model_id", IDS)
+@pytest.mark.parametrize("model_id", TEXT_IDS)
 def test_model_translates_its_examples(registry, model_id):
     """Every example of a model's card gives a non-empty output whose attention matches its tokens."""
     translator = registry.get(model_id)
@@ -43,11 +44,12 @@ def test_model_translates_its_examples(registry, model_id):
 
 @pytest.mark.parametrize("model_id", IDS)
 def test_model_card_reports_measured_metrics(model_id):
-    """metrics.json holds validation numbers, parameter count, hardware and the training command."""
+    """metrics.json holds validation (text models) or test (speech) numbers with their command, parameter
+    count, hardware and the training command."""
     entry = next(e for e in ENTRIES if e.id == model_id)
     metrics = read_metrics(entry.path)
     assert metrics["parameters"] > 0 and metrics["hardware"] and metrics["train_command"]
-    assert "valid" in metrics
+    assert "valid" in metrics if model_id in TEXT_IDS else metrics["test"]["command"].startswith("python -m demo_core")
     card = entry.card
     assert card.data is not None and card.data.licence and card.data.attribution
 

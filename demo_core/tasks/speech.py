@@ -76,14 +76,20 @@ def speak(phones: str | list[str], words_per_minute: int = 140) -> tuple[int, np
     Raises :class:`SpeechError` with a readable message on any failure.
     """
     text = to_espeak(phones)  # a phone it cannot say is the reason, whether or not espeak-ng is here
+    return render(text, VOICE, words_per_minute)
+
+
+def render(text: str, voice: str = VOICE, words_per_minute: int = 140, timeout: float = 30) -> tuple[int, np.ndarray]:
+    """espeak-ng reading ``text`` (phoneme input ``[[...]]``, a word or a whole sentence) with
+    ``voice``: ``(sample_rate, samples[int16, N])``; raises :class:`SpeechError` on any failure."""
     program = espeak_path()
     if program is None:
         raise SpeechError(unavailable_reason() or "espeak-ng is missing")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "speech.wav"
         try:
-            subprocess.run([program, "-v", VOICE, "-s", str(words_per_minute), "-w", str(path), text],
-                           check=True, capture_output=True, timeout=10)
+            subprocess.run([program, "-v", voice, "-s", str(words_per_minute), "-w", str(path), text],
+                           check=True, capture_output=True, timeout=timeout)
             with wave.open(str(path), "rb") as wav:
                 rate, width = wav.getframerate(), wav.getsampwidth()
                 frames = wav.readframes(wav.getnframes())

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import gzip
 import re
-import subprocess
-import tempfile
 import unicodedata
-import wave
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from demo_core.tasks.phonemes import ARPABET_TO_ESPEAK, VOWELS
-from demo_core.tasks.speech import SpeechError, espeak_path, to_espeak
+from demo_core.tasks.speech import SpeechError, render, to_espeak
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 G2P_DIR = REPO_ROOT / "checkpoints" / "g2p-en-rnn-bahdanau"
@@ -179,21 +176,10 @@ def espeak_input(pron: Pronunciation) -> str:
 def espeak_audio(espeak_text: str, voice: str = "en-us", words_per_minute: int = 175) -> tuple[int, np.ndarray]:
     """espeak-ng speaking phoneme input ``[[...]]``: ``(sample_rate, int16 samples [N])``.
 
-    Like :func:`demo_core.tasks.speech.speak`, but for a whole sentence (words separated by spaces
-    inside the brackets, which ``speak`` does not produce) and with a choice of voice.
+    :func:`demo_core.tasks.speech.render` on a whole sentence (words separated by spaces inside
+    the brackets), its errors as :class:`SynthesisError`.
     """
-    program = espeak_path()
-    if program is None:
-        raise SynthesisError("espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "speech.wav"
-        try:
-            subprocess.run([program, "-v", voice, "-s", str(words_per_minute), "-w", str(path), espeak_text],
-                           check=True, capture_output=True, timeout=30)
-            with wave.open(str(path), "rb") as wav:
-                rate, frames = wav.getframerate(), wav.readframes(wav.getnframes())
-        except (OSError, subprocess.SubprocessError, wave.Error) as exc:
-            raise SynthesisError(f"espeak-ng could not speak {espeak_text}: {exc}") from exc
-    if not frames:
-        raise SynthesisError(f"espeak-ng returned no audio for {espeak_text}")
-    return rate, np.frombuffer(frames, dtype=np.int16).copy()
+    try:
+        return render(espeak_text, voice, words_per_minute)
+    except SpeechError as exc:
+        raise SynthesisError(str(exc)) from exc

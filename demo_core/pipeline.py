@@ -22,7 +22,7 @@ from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greed
 from demo_core.models.cpu import CPU_WEIGHTS, quantize_for_cpu
 from demo_core.models.interface import Seq2SeqModel
 from demo_core.tasks.datasets import pad
-from demo_core.tasks.input_checks import input_problem
+from demo_core.tasks.input_checks import input_problem, output_problem
 from demo_core.text.tokenizer import EOS_ID, Tokenizer, normalize_text
 
 MAX_INPUT_CHARS = 1000
@@ -46,6 +46,7 @@ class DecodeResult:
     beam_tree: list[BeamNode] = field(default_factory=list)
     elapsed_ms: float = 0.0
     encoder_attention: torch.Tensor | None = None  # [L_enc, H, S, S] encoder self-attention; None for RNNs
+    warnings: list[str] = field(default_factory=list)  # output that cannot be right (an impossible date), said plainly
 
     @property
     def best(self) -> Hypothesis:
@@ -75,6 +76,7 @@ class DecodeResult:
             "hypotheses": [hyp_json(h) for h in self.hypotheses],
             "beam_tree": [asdict(n) for n in self.beam_tree],
             "elapsed_ms": round(self.elapsed_ms, 1),
+            "warnings": self.warnings,
             "encoder_attention": (  # [L_enc, H, S (query), S (key)] or null
                 None if self.encoder_attention is None else self.encoder_attention.round(decimals=digits).tolist()
             ),
@@ -148,6 +150,7 @@ class Translator:
             beam_tree=tree,
             elapsed_ms=(time.perf_counter() - start) * 1000,
             encoder_attention=None if encoder_attention is None else encoder_attention[0].float(),
+            warnings=[w for w in [output_problem(self.card.task, hyps[0].text)] if w],
         )
 
     def translate_batch(self, texts: list[str], cfg: DecodeConfig, batch_size: int = 64) -> list[str]:

@@ -27,9 +27,9 @@ PRONUNCIATION = [m for m in MODELS if REGISTRY.entries[m].card.task == "g2p"]
 
 
 def input_for(model: str) -> str:
-    """What each run below sends: the German sentence, or a word for a model that reads one
-    word at a time (pronunciation); each model's card names the task."""
-    return REGISTRY.entries[model].card.examples[0] if model in PRONUNCIATION else SENTENCE
+    """What each run below sends: the German sentence, or the card's first example for a model
+    that reads something else (one word for pronunciation, a date for dates)."""
+    return REGISTRY.entries[model].card.examples[0] if REGISTRY.entries[model].card.task in ("g2p", "normalisation") else SENTENCE
 
 
 SETTINGS = {"greedy": {}, "beam": {"beam_size": 4, "n_best": 3}, "sample": {"num_samples": 3, "seed": 7}}

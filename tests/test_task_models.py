@@ -14,7 +14,8 @@ import pytest
 
 from demo_core.checkpoint import DEFAULT_ROOT, find_models
 from demo_core.decoding import DecodeConfig
-from demo_core.pipeline import ModelRegistry
+from demo_core.pipeline import InputError, ModelRegistry
+from demo_core.tasks.input_checks import output_problem
 
 ENTRIES = [e for e in find_models(DEFAULT_ROOT) if e.available]
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -81,11 +82,20 @@ def test_dates_in_five_languages_become_iso(registry, model_id):
 
 
 @pytest.mark.parametrize("model_id", models(task="normalisation"))
-@pytest.mark.parametrize("text", ["hello world", "31 February 2020", "ééé", "1234567890" * 5])
-def test_non_dates_get_a_best_effort_output(registry, model_id, text):
-    """Not a date: still an output (no exception), cut at the length limit if need be."""
-    result = registry.get(model_id).run(text, BEAM)
+@pytest.mark.parametrize("text, message", [("hello world", "no date found"), ("31 February 2020", "has no 31st"),
+                                           ("ééé", "no date found"), ("yesterday", "relative dates")])
+def test_non_dates_get_a_message_not_an_invented_date(registry, model_id, text, message):
+    """Text with no date, an impossible date or a relative date is refused with a specific message."""
+    with pytest.raises(InputError, match=message):
+        registry.get(model_id).run(text, BEAM)
+
+
+@pytest.mark.parametrize("model_id", models(task="normalisation"))
+def test_digits_that_are_no_date_get_an_output_and_a_warning_if_it_is_no_date(registry, model_id):
+    """A long run of digits still gets an output (cut at the length limit if need be), flagged when not a real date."""
+    result = registry.get(model_id).run("1234567890" * 5, BEAM)
     assert result.hypotheses and result.best.attention.shape[0] == len(result.best.pieces)
+    assert bool(result.warnings) == (output_problem("normalisation", result.best.text) is not None)
 
 
 @pytest.mark.parametrize("model_id", models(task="g2p"))

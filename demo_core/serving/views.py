@@ -107,6 +107,7 @@ def summary(result: DecodeResult, compared: bool = False) -> str:
     parts += [f"{len(result.source_pieces)} source → {len(best.pieces)} output tokens", f"{result.elapsed_ms:.0f} ms"]
     if not best.finished:
         parts.append("cut at the length limit")
+    parts += [f"⚠ {w}" for w in result.warnings]
     return " · ".join(parts)
 
 

@@ -8,15 +8,20 @@ message saying what to type instead of a confident pronunciation of something it
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
+from functools import lru_cache
 
+DATES = "normalisation"  # the dates model's task name in its card
 G2P_MAX_LETTERS = 30  # the longest CMUdict training word has 22 letters
 _WORD = re.compile(r"[A-Za-z']+")
 
 
 def input_problem(task: str, text: str) -> str | None:
     """None when ``text`` suits a model of ``task``, else a message saying what to type."""
+    if task == DATES:
+        return date_problem(text)
     if task != "g2p":
         return None
     word = text.strip()
@@ -31,3 +36,83 @@ def input_problem(task: str, text: str) -> str | None:
     odd = sorted({ch for ch in word if not (ch.isascii() and (ch.isalpha() or ch == "'"))})
     names = ", ".join(f"{ch!r} ({unicodedata.name(ch, 'unnamed')})" for ch in odd[:3])
     return f"the pronunciation model reads the letters a-z and apostrophes only; remove {names}"
+
+
+# ---- dates: refuse what no calendar has, instead of a confident invented date ----------------
+
+_RELATIVE = re.compile(r"(?i)\b(yesterday|today|tomorrow|tonight|next|last|gestern|heute|morgen|übermorgen|"
+                       r"demain|hier|aujourd'hui|mañana|ayer|hoy)\b")
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+_NUMBER = re.compile(r"(?<!\d)(\d{1,2})(?!\d)")
+
+
+@lru_cache(maxsize=1)
+def _month_names() -> dict[str, int]:
+    """Month names and abbreviations of the dates model's languages (lower case, dots dropped) -> 1-12."""
+    from babel.dates import get_month_names
+
+    names: dict[str, int] = {}
+    for locale in ("en", "de", "fr", "es"):
+        for width in ("wide", "abbreviated"):
+            for context in ("format", "stand-alone"):
+                for number, name in get_month_names(width, context, locale).items():
+                    names[name.lower().rstrip(".")] = number
+    return names
+
+
+def _ordinal(day: int) -> str:
+    return f"{day}{'th' if 10 <= day % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th')}"
+
+
+def _calendar_problem(year: int, month: int, day: int) -> str | None:
+    """None for a real date, else what is wrong with it, e.g. "February 2020 has no 31st"."""
+    if not 1 <= month <= 12:
+        return f"there is no month {month}"
+    last = calendar.monthrange(year, month)[1]
+    if day < 1:
+        return f"there is no day {day}"
+    if day > last:
+        return f"{calendar.month_name[month]} {year} has no {_ordinal(day)} (it has {last} days)"
+    return None
+
+
+def _day_month_year(text: str) -> list[tuple[int, int, int]]:
+    """The (year, month, day) readings of ``text`` that its form allows; [] when it is not clear."""
+    if m := re.search(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日", text):
+        return [(int(m[1]), int(m[2]), int(m[3]))]
+    if m := re.fullmatch(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*", text):
+        return [(int(m[1]), int(m[2]), int(m[3]))]
+    if m := re.fullmatch(r"\s*(\d{1,2})\s*[./-]\s*(\d{1,2})\s*[./-]\s*(\d{4})\s*", text):  # day-month or month-day
+        a, b, year = int(m[1]), int(m[2]), int(m[3])
+        return [(year, b, a), (year, a, b)]
+    years, numbers = _YEAR.findall(text), _NUMBER.findall(text)
+    months = {n for word, n in _month_names().items() if re.search(rf"(?i)(?<!\w){re.escape(word)}\.?(?!\w)", text)}
+    if len(years) == 1 and len(numbers) == 1 and len(months) == 1:
+        return [(int(years[0]), months.pop(), int(numbers[0]))]
+    return []
+
+
+def date_problem(text: str) -> str | None:
+    """Why the dates model should not read ``text``: a relative date, no date at all, or a day
+    that its month does not have; None when it may be a real date."""
+    if not any(ch.isdigit() for ch in text):
+        if _RELATIVE.search(text):
+            return ("relative dates like \"next Friday\" or \"yesterday\" are not supported: type a calendar date, "
+                    "e.g. \"5 March 2021\"")
+        return "no date found: the dates model needs a written date with the year in digits, e.g. \"5 March 2021\""
+    readings = _day_month_year(text)
+    problems = [_calendar_problem(*r) for r in readings]
+    if readings and all(problems):
+        return f"that is not a real date: {problems[0]}"
+    return None
+
+
+def output_problem(task: str, text: str) -> str | None:
+    """A warning when a model's output cannot be right whatever the input (dates: not a real ISO date)."""
+    if task != DATES:
+        return None
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
+    if m is None:
+        return f"the output {text!r} is not a date in the form YYYY-MM-DD"
+    problem = _calendar_problem(int(m[1]), int(m[2]), int(m[3]))
+    return f"the output {text} is not a real date: {problem}" if problem else None

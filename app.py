@@ -44,6 +44,7 @@ from demo_core.serving.requests import (
     decode_defaults,
     decode_request,
     prepare_request,
+    prepare_side,
 )
 
 # One decode is a chain of tiny matrix products: extra intra-op threads only add hand-over
@@ -326,8 +327,8 @@ class Page:
         """Reject bad Compare input before the runs (the page keeps its last pictures)."""
         a, b = self.compare_sides(values)
         with user_errors(for_page=True):
-            prepare_request(self.registry, values[self.compare_text], values[self.model_a], a)
-            prepare_request(self.registry, values[self.compare_text], values[self.model_b], b)
+            prepare_side("A", self.registry, values[self.compare_text], values[self.model_a], a)
+            prepare_side("B", self.registry, values[self.compare_text], values[self.model_b], b)
 
     def compare_page(self, values: Mapping[Any, Any]) -> tuple:
         """Both runs' output, score line and heatmap (last layer, average of heads)."""

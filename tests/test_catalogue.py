@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from demo_core.pipeline import ModelRegistry
 from demo_core.serving import catalogue
 from demo_core.serving.explanations import explanation
@@ -74,3 +76,21 @@ def test_explanation_fits_the_task_and_the_model():
     assert "reordering" in zh and "Chinese character is its own token" in zh and "sqrt{d_k}" in zh
     dates = explanation(tiny_card(task="normalisation", model={"attention": "general"}))
     assert "year-month-day" in dates and "W h_i" in dates
+
+
+def test_compare_menu_labels_are_unique_and_name_the_task(catalogue_registry_for_labels):
+    """Every Compare menu entry is distinct and starts with its task, so two RNNs of different tasks never read alike."""
+    registry = catalogue_registry_for_labels
+    labels = [label for label, _ in catalogue.compare_model_choices(registry)]
+    assert len(set(labels)) == len(labels)
+    for label, model_id in catalogue.compare_model_choices(registry):
+        assert label.startswith(registry.entries[model_id].card.task_label + " · ")
+
+
+@pytest.fixture()
+def catalogue_registry_for_labels() -> ModelRegistry:
+    """The shipped models: several share the display name "RNN + Bahdanau (additive) attention"."""
+    registry = ModelRegistry()
+    if len(registry.available()) < 2:
+        pytest.skip("needs two shipped models")
+    return registry

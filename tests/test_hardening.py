@@ -141,3 +141,12 @@ def test_any_text_and_option_values_give_a_result_or_a_message_naming_the_proble
         message = str(exc)
         assert message.startswith(tuple(options) + ("text", "n_best")), message
         assert all(ch in string.printable or ord(ch) > 127 for ch in message)
+
+
+def test_a_compare_refusal_names_the_side_and_its_model(tiny_model_dir):
+    """When only one Compare side is wrong, the message says which side (and model) it is."""
+    from demo_core.serving.requests import compare_request
+
+    registry = ModelRegistry(tiny_model_dir.parent)
+    with pytest.raises(InputError, match=re.escape("B (tiny-rnn): strategy must be one of")):
+        compare_request(registry, "zwei kinder", "tiny-rnn", {"strategy": "greedy"}, "tiny-rnn", {"strategy": "bogus"})

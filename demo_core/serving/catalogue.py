@@ -131,6 +131,8 @@ def compare_defaults(registry: ModelRegistry) -> tuple[str | None, str, str | No
 
 
 def compare_model_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
-    """(label, id) of every usable text model, grouped by task as in the main menu."""
-    return [pair for _, task in task_choices(registry) for pair in model_choices(registry, task)
-            if pair[1] in registry.available() and not registry.is_speech(pair[1])]
+    """(label, id) of every usable text model, grouped by task as in the main menu; the label leads
+    with the task, since one menu holds every task and many models share a display name."""
+    return [(f"{task} · {label}", model_id) for _, task in task_choices(registry)
+            for label, model_id in model_choices(registry, task)
+            if model_id in registry.available() and not registry.is_speech(model_id)]

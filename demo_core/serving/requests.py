@@ -58,11 +58,20 @@ def compare_options(strategy: Any, shared: Mapping[str, Any]) -> dict[str, Any]:
     return dict(shared, strategy=strategy, num_samples=1)
 
 
+def prepare_side(side: str, registry: ModelRegistry, text: Any, model_id: Any,
+                 options: Mapping[str, Any]) -> tuple[Translator, DecodeConfig]:
+    """``prepare_request`` for one Compare side; a refusal says which side and model it is about."""
+    try:
+        return prepare_request(registry, text, model_id, options)
+    except InputError as exc:
+        raise InputError(f"{side} ({model_id}): {exc}") from exc
+
+
 def compare_request(registry: ModelRegistry, text: Any, model_a: Any, options_a: Mapping[str, Any], model_b: Any,
                     options_b: Mapping[str, Any]) -> tuple[DecodeResult, DecodeResult]:
     """Decode ``text`` twice: model A with options A, model B with options B (same source language)."""
-    translator_a, cfg_a = prepare_request(registry, text, model_a, options_a)
-    translator_b, cfg_b = prepare_request(registry, text, model_b, options_b)
+    translator_a, cfg_a = prepare_side("A", registry, text, model_a, options_a)
+    translator_b, cfg_b = prepare_side("B", registry, text, model_b, options_b)
     language_a, language_b = translator_a.card.source_lang, translator_b.card.source_lang
     if language_a != language_b:
         raise InputError(f"the models read different languages: {translator_a.id} reads {language_a}, "

@@ -89,7 +89,7 @@ def speak(registry: ModelRegistry, args: argparse.Namespace) -> Callable[[int, s
         _, result = synthesis.synthesize(registry, args.model, text, args.seed)
         if args.audio_out is not None:
             write_wav(audio_path(args.audio_out, number), result.sample_rate, result.audio_int16)
-        return dict(result.to_json(), model=args.model), " | ".join(" ".join(p) for p in result.word_phones)
+        return synthesis.result_json(args.model, result), " | ".join(" ".join(p) for p in result.word_phones)
 
     return answer
 

@@ -76,13 +76,15 @@ def wav_base64(rate: int, samples: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def result_json(model_id: str, result: Any) -> dict[str, Any]:
+    """A synthesis as JSON without the audio (what ``generate --json`` prints; the audio goes to ``--audio-out``)."""
+    return {"model": model_id, "task": "tts", **result.to_json(), "attention_axes": ["decoder_step", "phone"],
+            "mel_axes": ["frame", "mel_bin"]}
+
+
 def api_json(model_id: str, result: Any) -> dict[str, Any]:
-    """What ``/synthesize`` (and ``/generate`` for a speech model) returns."""
-    out = {"model": model_id, "task": "tts", **result.to_json()}
-    out["attention_axes"] = ["decoder_step", "phone"]
-    out["mel_axes"] = ["frame", "mel_bin"]
-    out["audio_wav_base64"] = wav_base64(result.sample_rate, result.audio_int16)
-    return out
+    """What ``/synthesize`` (and ``/generate`` for a speech model) returns: ``result_json`` and the audio as a WAV file."""
+    return result_json(model_id, result) | {"audio_wav_base64": wav_base64(result.sample_rate, result.audio_int16)}
 
 
 def synthesize(registry: Any, model_id: Any, text: Any, seed: Any = 0) -> tuple[Any, Any]:

@@ -35,7 +35,8 @@ from demo_core.decoding import OPTION, OPTIONS, Option
 from demo_core.decoding.config import STRATEGY_LABELS
 from demo_core.figures_speech import synthesis_figure
 from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
-from demo_core.serving import catalogue, pronunciation, synthesis, views
+from demo_core.serving import attention_view, branching, catalogue, fonts, lab_json, lab_view, links, pronunciation, replies, synthesis, views
+from demo_core.serving.batcher import MAX_BATCH, Batcher
 from demo_core.serving.explanations import explanation
 from demo_core.serving.requests import (
     COMPARE_SHARED,
@@ -53,19 +54,44 @@ if "OMP_NUM_THREADS" not in os.environ:
     torch.set_num_threads(1)
 
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate")
-CSS = """
+# The page serves its own CJK font (a subset of Noto Sans SC, OFL), so Chinese never shows as empty boxes
+# on a machine without CJK fonts; the family is a plain string (a gr.themes.Font here breaks launch with analytics on).
+gr.set_static_paths(paths=[fonts.STATIC_DIR])
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate",
+                       font=(gr.themes.LocalFont("Montserrat"), fonts.CJK_FAMILY_CSS, "ui-sans-serif", "system-ui", "sans-serif"))
+CSS = fonts.font_face_css() + """
 .gradio-container { max-width: 1400px !important; }
 #title h1 { margin-bottom: 0; }
-#heatmap, #strip, .compare-heatmap, #tts-figure { overflow-x: auto !important; }
-#heatmap .svg-container, #strip .svg-container, .compare-heatmap .svg-container { margin: 0 auto; }
-.dark #heatmap svg text, .dark #strip svg text, .dark .compare-heatmap svg text, .dark #tts-figure svg text {
-  fill: var(--body-text-color) !important;
-}
+#tts-figure { overflow-x: auto !important; }
+.dark #tts-figure svg text { fill: var(--body-text-color) !important; }
 #summary p, .compare-summary p { color: var(--body-text-color-subdued); margin: 0; }
-"""
+#hypotheses td:not(:nth-child(2)) { white-space: nowrap; }
+.examples-label { font-weight: 600; font-size: 0.9em; margin: 4px 0; color: var(--body-text-color); }
+table.examples { width: 100%; border-collapse: collapse; font-size: 0.9em; }
+table.examples th { text-align: left; font-weight: 600; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); }
+table.examples td { padding: 6px 8px; vertical-align: top; border-bottom: 1px solid var(--border-color-primary); }
+table.examples td:first-child { width: 45%; }
+table.examples tr[data-example] { cursor: pointer; }
+table.examples tr[data-example]:hover, table.examples tr[data-example]:focus { background: var(--background-fill-secondary); outline: none; }
+/* Phones: input and Run first, then the output and its attention, then everything else. */
+@media (max-width: 760px) {
+  #explore-row { flex-direction: column !important; }
+  #controls-column, #results-column { display: contents !important; }
+  #controls-column > .form:has(#task) { order: 1; }
+  #controls-column > .form:has(#input-text) { order: 2; }
+  #run { order: 3; }
+  #summary { order: 4; }
+  #text-panel, #speech-panel { order: 5; }
+  #model-info { order: 6; }
+  #examples { order: 7; }
+  #decoding-panel, #speech-controls { order: 8; }
+  #title p { display: none; }
+}
+""" + attention_view.stylesheet()
 STRATEGY_CHOICES = [(label, key) for key, label in STRATEGY_LABELS.items()]
 PRIVATE = dict(api_visibility="private")
+REPLY_PARAMS = {"attention": (str, replies.DEFAULT_ATTENTION)}  # /generate and /compare: how much attention a reply carries
+LAB_PARAMS = {"prefix": (str, ""), "steps": (bool, False)}  # /generate: a forced output start; per-step distributions
 LOG = logging.getLogger("seq2seq_explorer")
 
 
@@ -90,25 +116,38 @@ def user_errors(for_page: bool = False) -> Iterator[None]:
 
 
 def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], options: list[Option],
-             run: Callable[[dict[str, Any]], dict]) -> Callable[..., dict]:
-    """An API function whose parameters are ``leading`` (name -> (type, default)) and then
-    ``options`` with their own defaults, so ``gr.api`` shows exactly those; ``run`` gets every
-    argument by name."""
+             run: Callable[[dict[str, Any]], dict], trailing: Mapping[str, tuple[type, Any]] | None = None,
+             after: Callable[[gr.Request | None], None] | None = None) -> Callable[..., dict]:
+    """An API function whose parameters are ``leading`` (name -> (type, default)), then
+    ``options`` with their own defaults, then ``trailing`` (name -> (type, default); new
+    parameters go last so positional clients keep working), so ``gr.api`` shows exactly those;
+    ``run`` gets every argument by name. ``after(request)`` runs once the call is answered or
+    refused (Gradio passes the request; a direct call gets None)."""
     params = [inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
               for key, (kind, default) in leading.items()]
     params += [inspect.Parameter(opt.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt.default,
                                  annotation=opt.kind | None if opt.blank == "none" else opt.kind) for opt in options]
-    signature = inspect.Signature(params, return_annotation=dict)
+    params += [inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+               for key, (kind, default) in (trailing or {}).items()]
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=gr.Request | None)  # filled by Gradio, never an API parameter
+    signature = inspect.Signature([*params, request], return_annotation=dict)
 
     def call(*args: Any, **kwargs: Any) -> dict:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return run(dict(bound.arguments))
+        arguments = dict(bound.arguments)
+        given = arguments.pop("request")
+        try:
+            return run(arguments)
+        finally:
+            if after is not None:
+                after(given)
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = doc
     call.__signature__ = signature  # type: ignore[attr-defined]
-    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": dict}
+    call.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": dict}
     return call
 
 
@@ -131,6 +170,8 @@ class Page:
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
+        self.labs = lab_view.LabCache()  # the decoding lab's data per shown result
+        self.blocks: gr.Blocks | None = None  # the page, once built (its session store: ``forget_session``)
         self.default_model = catalogue.default_model(registry)
         self.compare_a, self.compare_strategy_a, self.compare_b, self.compare_strategy_b = catalogue.compare_defaults(registry)
         self.controls: dict[str, gr.components.Component] = {}  # option name -> Explore control
@@ -139,18 +180,18 @@ class Page:
             "generate",
             "Decode ``text`` with ``model``; strategy is greedy, beam or sample.\n\nReturns the source pieces, the best "
             "text and every hypothesis (n-best list or samples) with its pieces, scores, token probabilities and "
-            "attention [T, layers, heads, S].",
+            f"attention [T, layers, heads, S] (null where not asked for).\n\n{replies.ATTENTION_DOC}",
             {"text": (str, inspect.Parameter.empty), "model": (str, self.default_model or "")},
-            list(OPTIONS), self._generate)
+            list(OPTIONS), self._generate, REPLY_PARAMS | LAB_PARAMS, self.forget_session)
         self.compare = endpoint(
             "compare",
             "Decode ``text`` with model A / strategy A and with model B / strategy B (same source language).\n\nThe "
             "beam and sampling options apply to both sides; sampling draws one sample. Returns ``{\"a\": ..., \"b\": "
-            "...}``, each what ``/generate`` returns for that side.",
+            "...}``, each what ``/generate`` returns for that side, with the same ``attention`` choice.",
             {"text": (str, inspect.Parameter.empty), "model_a": (str, self.compare_a or ""),
              "strategy_a": (str, self.compare_strategy_a), "model_b": (str, self.compare_b or ""),
              "strategy_b": (str, self.compare_strategy_b)},
-            [OPTION[name] for name in COMPARE_SHARED], self._compare)
+            [OPTION[name] for name in COMPARE_SHARED], self._compare, REPLY_PARAMS, self.forget_session)
         self.speech_model = synthesis.default_speech_model(registry)
         self.synthesize = endpoint(
             "synthesize",
@@ -159,16 +200,46 @@ class Page:
             "steps, phones], the log-mel spectrogram [frames, 80], stop probabilities, and the audio as a base64 "
             "WAV file with its sample rate.",
             {"text": (str, inspect.Parameter.empty), "model": (str, self.speech_model or "")},
-            [OPTION["seed"]], self._synthesize)
+            [OPTION["seed"]], self._synthesize, after=self.forget_session)
 
     # --- the API ------------------------------------------------------------------------------
 
+    def forget_session(self, request: gr.Request | None) -> None:
+        """Drop the Gradio session of an answered API call.
+
+        Gradio keeps each session's inputs and outputs (``SESSION_CAPACITY`` sessions) so a page can
+        redraw; an API call is a session of its own (each raw HTTP call gets a new one), so keeping
+        it would hold its reply (up to 5 MB) and push the page's users out of the store. The API
+        keeps no state between calls, so nothing is lost; Gradio writes this call's output into the
+        dropped session, which is freed with the request.
+        """
+        holder = getattr(self.blocks, "state_holder", None)
+        session = getattr(request, "session_hash", None)
+        if holder is None or not session:
+            return
+        with holder.lock:
+            holder.session_data.pop(session, None)
+            holder.time_last_used.pop(session, None)
+
     def _generate(self, args: dict[str, Any]) -> dict:
         text, model = args.pop("text"), args.pop("model")
-        if self.registry.is_speech(model):  # speech has one strategy: the same reply as /synthesize
-            return self._synthesize({"text": text, "model": model, "seed": args.get("seed")})
         with user_errors():
-            return pronunciation.api_json(self.registry, decode_request(self.registry, text, model, args))
+            attention = replies.attention_choice(args.pop("attention"))
+        if self.registry.is_speech(model):  # speech has one strategy and one small attention: the /synthesize reply
+            return self._synthesize({"text": text, "model": model, "seed": args.get("seed")})
+        prefix, steps = args.pop("prefix", ""), args.pop("steps", False)
+        with user_errors():
+            if not isinstance(steps, bool) and str(steps).strip().lower() not in ("true", "false", "1", "0", ""):
+                raise InputError(f"steps must be true or false, got {steps!r}")
+            steps = steps if isinstance(steps, bool) else str(steps).strip().lower() in ("true", "1")
+            translator, cfg = prepare_request(self.registry, text, model, args)
+            forced = branching.prefix_ids(translator, prefix, cfg, text)
+            result = BATCHER.run(translator, text, cfg, forced)  # with other API calls that arrive together, where it can
+            out = replies.bounded(lambda: pronunciation.api_json(self.registry, result, attention), [result], attention)
+            out["prefix_tokens"] = len(forced)
+            if steps:
+                out["steps"] = lab_json.steps_json(result, translator, 0, prefix=forced)
+            return out
 
     def _synthesize(self, args: dict[str, Any]) -> dict:
         with user_errors():
@@ -178,9 +249,11 @@ class Page:
     def _compare(self, args: dict[str, Any]) -> dict:
         shared = {name: args[name] for name in COMPARE_SHARED}
         with user_errors():
+            attention = replies.attention_choice(args["attention"])
             a, b = compare_request(self.registry, args["text"], args["model_a"], compare_options(args["strategy_a"], shared),
                                    args["model_b"], compare_options(args["strategy_b"], shared))
-        return {"a": a.to_json(), "b": b.to_json()}
+            return replies.bounded(lambda: {"a": replies.result_json(a, attention), "b": replies.result_json(b, attention)},
+                                   [a, b], attention)
 
     # --- Explore --------------------------------------------------------------------------------
 
@@ -241,22 +314,27 @@ class Page:
         layers, heads = views.view_choices(result)
         several = len(result.hypotheses) > 1
         label = "Samples" if result.config.strategy == "sample" else "N-best list"
-        heatmap, strip = views.figures(result, 0, layers[-1][1], views.AVERAGE_HEADS)
+        picture = self.picture(result, 0, layers[-1][1], views.AVERAGE_HEADS, views.CROSS,
+                               dict(values.get(self.lab_state) or {}, settings=None), cubes=True)
         has_encoder = result.encoder_attention is not None
         return (
             result.best.text,
             *self.speech_outputs(result, 0),
-            views.summary(result),
+            self.summary(result),
             gr.update(value=views.hypothesis_rows(result), visible=several, label=f"{label} (click a row to see its attention)"),
             gr.update(choices=views.hypothesis_choices(result), value=0, visible=several),
             gr.update(value=views.CROSS, visible=has_encoder),
-            gr.update(visible=not has_encoder),
             gr.update(choices=layers, value=layers[-1][1], visible=len(layers) > 1),
             gr.update(choices=heads, value=views.AVERAGE_HEADS, visible=len(heads) > 3),
-            heatmap,
-            strip,
+            picture,
             result,
+            gr.update(visible=False),  # an old branch belongs to the old run
         )
+
+    def summary(self, result: DecodeResult) -> str:
+        """The run's one-line summary, led by the model that produced it."""
+        entry = self.registry.entries.get(result.model_id)
+        return (f"{catalogue.model_label(entry)} · " if entry else "") + views.summary(result)
 
     def speech_outputs(self, result: DecodeResult | None, index: int) -> tuple:
         """IPA line and audio of hypothesis ``index`` for G2P models; both hidden for other models."""
@@ -268,26 +346,86 @@ class Page:
             text, audio = pronunciation.pronunciation(result, index)
         return gr.update(value=text, visible=True), gr.update(value=audio, visible=audio is not None)
 
-    def redraw(self, result: DecodeResult | None, index: int, view: str, layer: int, head: int) -> tuple:
-        """Figures for another hypothesis, layer or head of the last result."""
+    def redraw(self, result: DecodeResult | None, index: int, view: str, layer: int, head: int, lab: Any = None) -> Any:
+        """The attention view of another hypothesis, layer or head of the last result."""
         if result is None:
-            return gr.skip(), gr.skip()
+            return gr.skip()
         with user_errors(for_page=True):
-            return views.figures(result, index, layer, head, view)
+            return self.picture(result, index, layer, head, view, lab)
 
-    def switch_view(self, result: DecodeResult | None, index: int, view: str, head: int) -> tuple:
+    def switch_view(self, result: DecodeResult | None, index: int, view: str, head: int, lab: Any = None) -> tuple:
         """Cross-attention or encoder self-attention: the layer menu follows the view's layers."""
         if result is None:
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip()
         layers, _ = views.view_choices(result, view)
-        return (gr.update(choices=layers, value=layers[-1][1]), *self.redraw(result, index, view, layers[-1][1], head))
+        return gr.update(choices=layers, value=layers[-1][1]), self.redraw(result, index, view, layers[-1][1], head, lab)
 
-    def pick_row(self, result: DecodeResult | None, view: str, layer: int, head: int, evt: gr.SelectData) -> tuple:
+    def pick_row(self, result: DecodeResult | None, view: str, layer: int, head: int, lab: Any, evt: gr.SelectData) -> tuple:
         """A click on an n-best / sample row shows that hypothesis's attention."""
         if result is None:
-            return (gr.skip(),) * 5
+            return (gr.skip(),) * 4
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return (index, *self.redraw(result, index, view, layer, head), *self.speech_outputs(result, index))
+        return (index, self.redraw(result, index, view, layer, head, lab), *self.speech_outputs(result, index))
+
+    # --- the decoding lab (step through, distributions, beam tree, branching) ---------------------------
+
+    def picture(self, result: DecodeResult, index: Any, layer: Any, head: Any, view: Any, lab: Any = None,
+                cubes: bool = False) -> str:
+        """The viewer's value; with the lab open (``lab`` = the page's lab state) it carries the step data too, and
+        with ``cubes`` every hypothesis, layer and head (so the menus redraw in the browser)."""
+        doc = attention_view.payload(result, index, layer, head, view)
+        if cubes:
+            doc["cubes"] = attention_view.cubes(result)
+        if lab and lab.get("open") and doc["view"] == views.CROSS:
+            translator = self.registry.get(result.model_id)
+            cfg = lab_view.settings_config(result, lab.get("settings"))
+            doc["lab"] = lab_view.lab_document(self.labs.get(translator, result), result, doc["meta"]["hypothesis"] - 1, cfg)
+        return attention_view.to_json(doc)
+
+    def toggle_lab(self, values: Mapping[Any, Any], event: gr.EventData) -> tuple:
+        """The viewer's "Step through" button: open (send the step data) or close the lab."""
+        result, lab = values[self.result_state], dict(values[self.lab_state] or {})
+        lab["open"] = bool((getattr(event, "_data", None) or {}).get("open"))
+        if result is None or not lab["open"]:
+            return gr.skip(), lab
+        hypothesis, view, layer, head = (values[c] for c in self.view_controls)
+        with user_errors(for_page=True):
+            return self.picture(result, hypothesis, layer, head, view, lab), lab
+
+    def reshape(self, values: Mapping[Any, Any]) -> tuple:
+        """A strategy setting moved while the lab is open: every step's distribution reshaped, nothing decoded."""
+        result, lab = values[self.result_state], dict(values[self.lab_state] or {})
+        if result is None or not lab.get("open"):
+            return gr.skip(), gr.skip()
+        lab["settings"] = {name: values[self.controls[name]] for name in lab_view.SETTINGS}
+        hypothesis, view, layer, head = (values[c] for c in self.view_controls)
+        with user_errors(for_page=True):
+            return self.picture(result, hypothesis, layer, head, view, lab), lab
+
+    def pick_node(self, values: Mapping[Any, Any], event: gr.EventData) -> Any:
+        """A beam-tree node: the attention of the path to it, with the lab's data kept."""
+        result, lab = values[self.result_state], values[self.lab_state]
+        if result is None:
+            return gr.skip()
+        _, _, layer, head = (values[c] for c in self.view_controls)
+        with user_errors(for_page=True):
+            translator = self.registry.get(result.model_id)
+            node = views.selected((getattr(event, "_data", None) or {}).get("node"), -1)
+            doc = lab_view.path_document(self.labs.get(translator, result), result, node, layer, head,
+                                         lab_view.settings_config(result, (lab or {}).get("settings")))
+            return attention_view.to_json(doc)
+
+    def branch(self, values: Mapping[Any, Any], event: gr.EventData) -> Any:
+        """Force a candidate (or a typed word) at a step and decode the rest again with the same strategy."""
+        result = values[self.result_state]
+        if result is None:
+            return gr.skip()
+        data = getattr(event, "_data", None) or {}
+        hypothesis, _, layer, head = (values[c] for c in self.view_controls)
+        with user_errors(for_page=True):
+            translator = self.registry.get(result.model_id)
+            doc = lab_view.branch_picture(translator, result, views.selected(hypothesis, 0), data, layer, head)
+        return gr.update(value=attention_view.to_json(doc), visible=True)
 
     def show_model(self, model: str | None) -> tuple:
         """Card summary, examples, explanation, the decoding controls that apply (none for speech,
@@ -299,7 +437,7 @@ class Page:
         examples = catalogue.examples_of(self.registry, model)
         return (
             catalogue.model_summary(self.registry, model),
-            gr.Dataset(samples=catalogue.example_rows(self.registry, model)),
+            examples_table(catalogue.example_rows(self.registry, model)),
             explanation(card),
             gr.update(visible=not speech),
             gr.update(visible=speech),
@@ -307,15 +445,70 @@ class Page:
             *(defaults[name] if name in given else gr.skip() for name in self.controls),
         )
 
+    def arrive(self, values: Mapping[Any, Any], request: gr.Request) -> dict:
+        """The first run on arrival; a link's query (see ``links``) first sets the model, input, settings and view."""
+        link = links.read_link(self.registry, dict(request.query_params) if request is not None else {})
+        for problem in link.problems:
+            gr.Warning(f"This link: {problem}.")
+        values, updates = dict(values), {}
+        if link.model and link.model != values[self.model]:
+            task = catalogue.task_of(self.registry.entries[link.model])
+            updates[self.task] = task
+            updates[self.model] = gr.update(choices=catalogue.model_choices(self.registry, task), value=link.model)
+            shown = dict(zip(self.model_panel, self.show_model(link.model)))
+            updates |= shown
+            values[self.model] = link.model
+            for control, value in shown.items():  # the new model's starting text and settings, as a user switching gets
+                if control in values and not isinstance(value, dict):
+                    values[control] = value
+        if link.text is not None:
+            values[self.text] = updates[self.text] = link.text
+        for name, value in link.options.items():
+            values[self.controls[name]] = updates[self.controls[name]] = value
+        beam, n_best = self.controls["beam_size"], self.controls["n_best"]
+        if values[n_best] and values[beam] and values[n_best] > values[beam]:  # as the page's n-best slider follows the beam
+            values[n_best] = values[beam]
+            updates[n_best] = gr.update(maximum=values[beam], value=values[beam])
+        try:
+            self.check(values)
+        except gr.Error as exc:
+            gr.Warning(str(exc))
+            return updates
+        updates |= self.explore(values)
+        result = updates.get(self.result_state)
+        if isinstance(result, DecodeResult) and (link.hypothesis or link.view != views.CROSS or link.layer is not None
+                                                 or link.head != views.AVERAGE_HEADS):
+            hypothesis, view, layer, head = self.view_controls
+            layers, _ = views.view_choices(result, link.view)
+            chosen_layer = link.layer if link.layer is not None and 0 <= link.layer < len(layers) else layers[-1][1]
+            index = link.hypothesis if link.hypothesis < len(result.hypotheses) else 0
+            for control, value in ((hypothesis, index), (view, link.view), (head, link.head)):  # keep the run's choices
+                updates[control] = {**updates.get(control, gr.update()), "value": value}
+            updates[layer] = gr.update(choices=layers, value=chosen_layer, visible=len(layers) > 1)
+            updates[self.heatmap] = viewer_value(result, index, chosen_layer, link.head, link.view)
+        return updates
+
+    def link(self, values: Mapping[Any, Any]) -> str:
+        """The query of a link to what the page shows now (the browser adds its own address)."""
+        hypothesis, view, layer, head = self.view_controls
+        model = values[self.model]
+        if not model:
+            return ""
+        options = {name: values[control] for name, control in self.controls.items()}
+        return links.link_query(self.registry, model, values[self.text] or "", options, views.selected(values[hypothesis], 0),
+                                values[view], views.selected(values[layer], None) if values[layer] is not None else None,
+                                views.selected(values[head], views.AVERAGE_HEADS))
+
     def choose_task(self, task: str) -> dict:
         """The model menu lists the models of the chosen task."""
         choices = catalogue.model_choices(self.registry, task)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    def pick_example(self, index: int, model: str) -> str:
+    def pick_example(self, model: str, event: gr.EventData) -> str:
         """The clicked example of the current model goes into the input box."""
         examples = catalogue.examples_of(self.registry, model)
-        return examples[index] if index is not None and 0 <= index < len(examples) else gr.skip()
+        index = views.selected((getattr(event, "_data", None) or {}).get("index"), -1)
+        return examples[index] if 0 <= index < len(examples) else gr.skip()
 
     # --- Compare --------------------------------------------------------------------------------
 
@@ -337,7 +530,7 @@ class Page:
             results = compare_request(self.registry, values[self.compare_text], values[self.model_a], a,
                                       values[self.model_b], b)
         return tuple(part for r in results
-                     for part in (r.best.text, views.summary(r, compared=True), views.attention_figure(r)))
+                     for part in (r.best.text, views.summary(r, compared=True), viewer_value(r)))
 
     def first_compare(self, values: Mapping[Any, Any]) -> tuple:
         """The first visit to the Compare tab shows a comparison of its preset input; later visits keep the page."""
@@ -347,6 +540,45 @@ class Page:
             return (True, *self.compare_page(values))
         except gr.Error:
             return (True, *(gr.skip(),) * 6)
+
+
+def attention_viewer(elem_id: str, elem_classes: str | None = None, visible: bool = True) -> gr.HTML:
+    """The client-side attention viewer (``demo_core/serving/web/attention_view.js``): its value is
+    ``viewer_value``'s JSON; layout, hover, tap, token lines and downloads happen in the browser."""
+    return gr.HTML("", html_template='<div class="av-host"></div>', js_on_load=attention_view.script(),
+                   elem_id=elem_id, elem_classes=elem_classes, min_height=80, visible=visible)
+
+
+def viewer_value(result: DecodeResult, index: Any = 0, layer: Any = None, head: Any = views.AVERAGE_HEADS,
+                 view: Any = views.CROSS) -> str:
+    """What the attention viewer draws for one hypothesis, layer and head of ``result``."""
+    return attention_view.to_json(attention_view.payload(result, index, layer, head, view))
+
+
+# The menus' first answer comes from the browser: the viewer draws another hypothesis, layer or head from the
+# cubes it holds, then the server's redraw (with the lab's data when it is open) confirms it.
+PICK_JS = """(result, index, view, layer, head, lab) => {
+  const viewer = (window.__attentionViews || {}).heatmap;
+  if (viewer && view !== 'encoder') viewer.pick(index, layer, head);
+  return [result, index, view, layer, head, lab];
+}"""
+EXAMPLES_JS = """
+const pick = row => row && trigger('pick', {index: Number(row.dataset.example)});
+element.addEventListener('click', e => pick(e.target.closest('[data-example]')));
+element.addEventListener('keydown', e => {
+  if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(e.target.closest('[data-example]')); }
+});
+"""
+
+
+def examples_table(rows: list[list[str]]) -> str:
+    """The model's examples beside what each shows, every note whole; a click (or Enter) runs one."""
+    if not rows:
+        return ""
+    body = "".join(f'<tr data-example="{i}" tabindex="0" role="button" aria-label="Run this example">'
+                   f"<td>{html.escape(text)}</td><td>{html.escape(note)}</td></tr>" for i, (text, note) in enumerate(rows))
+    return ('<div class="examples-box"><div class="examples-label">Examples (click one to run it)</div><table class="examples">'
+            f"<thead><tr><th>Example</th><th>What to look for</th></tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def show_strategy(strategy: str) -> tuple:
@@ -376,8 +608,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         )
         with gr.Tabs():
             with gr.Tab("Explore", id="explore", elem_id="explore"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=2, min_width=340):
+                with gr.Row(equal_height=False, elem_id="explore-row"):
+                    with gr.Column(scale=2, min_width=340, elem_id="controls-column"):
                         task = gr.Dropdown(catalogue.task_choices(registry), value=initial_task, label="Task", elem_id="task")
                         page.model = gr.Dropdown(catalogue.model_choices(registry, initial_task), value=default,
                                                  label="Model", elem_id="model")
@@ -391,21 +623,15 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                             elem_id="input-text",
                         )
                         run = gr.Button("Run", variant="primary", elem_id="run")
-                        examples = gr.Dataset(
-                            components=[page.text, gr.Textbox(render=False)],
-                            headers=["Example", "What to look for"],
-                            samples=catalogue.example_rows(registry, default),
-                            type="index",
-                            label="Examples (click to run)",
-                            elem_id="examples",
-                        )
+                        examples = gr.HTML(examples_table(catalogue.example_rows(registry, default)), js_on_load=EXAMPLES_JS,
+                                           elem_id="examples")
                         controls = page.controls
 
                         def add(opt: Option, **layout: Any) -> None:
                             elem_id = "strategy" if opt.name == "strategy" else f"option-{opt.name}"
                             controls[opt.name] = option_control(opt, starts[opt.name], elem_id, **layout)
 
-                        with gr.Column(visible=not registry.is_speech(default)) as decoding_panel:
+                        with gr.Column(visible=not registry.is_speech(default), elem_id="decoding-panel") as decoding_panel:
                             add(OPTION["strategy"])
                             groups = {"beam": [], "sample": [], "all": []}
                             for opt in OPTIONS[1:]:
@@ -419,11 +645,11 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                             with gr.Accordion("Length and repetition", open=False):
                                 for opt in groups["all"]:
                                     add(opt)
-                        with gr.Column(visible=registry.is_speech(default)) as speech_controls:
+                        with gr.Column(visible=registry.is_speech(default), elem_id="speech-controls") as speech_controls:
                             gr.Markdown(synthesis.STRATEGY_NOTE, elem_id="tts-strategy-note")
                             page.speech_seed = gr.Number(0, precision=0, label="Prenet-dropout seed", elem_id="tts-seed")
-                    with gr.Column(scale=3, min_width=420):
-                        with gr.Column(visible=False) as page.speech_panel:
+                    with gr.Column(scale=3, min_width=300, elem_id="results-column"):
+                        with gr.Column(visible=False, elem_id="speech-panel") as page.speech_panel:
                             page.speech_phones = gr.Markdown(elem_id="tts-phones")
                             with gr.Row():
                                 page.speech_audio = gr.Audio(label="The model's voice (Griffin-Lim from its spectrogram)",
@@ -440,7 +666,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                             page.speech_figure = gr.Plot(label="Which phones each decoder step attends to, above the "
                                                          "frames it wrote (hover a cell)", elem_id="tts-figure")
                         page.run_summary = run_summary = gr.Markdown(elem_id="summary")
-                        with gr.Column() as page.text_panel:
+                        with gr.Column(elem_id="text-panel") as page.text_panel:
                             output = gr.Textbox(label="Output", lines=2, interactive=False, buttons=["copy"],
                                                 elem_id="output-text")
                             ipa = gr.Markdown(visible=False, elem_id="pronunciation")
@@ -454,11 +680,13 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                                     elem_id="layer")
                                 head = gr.Dropdown(label="Head", visible=False, interactive=True, scale=1, min_width=180,
                                                    elem_id="head")
-                            no_encoder = gr.Markdown(views.NO_ENCODER_ATTENTION, visible=False, elem_id="no-encoder")
-                            heatmap = gr.Plot(label="Attention: each row's weights over the columns (hover a cell)",
-                                              elem_id="heatmap")
-                            strip = gr.Plot(label="Confidence: probability of each output token (hover for alternatives)",
-                                            elem_id="strip")
+                            heatmap = attention_viewer("heatmap")
+                            branch_view = attention_viewer("branch-view", visible=False)
+                            with gr.Row(equal_height=True):
+                                share = gr.Button("Link to this view", size="sm", scale=0, min_width=170, elem_id="share")
+                                share_link = gr.Textbox(show_label=False, placeholder="a link that reopens this input, model, "
+                                                        "strategy, settings and view", interactive=False, buttons=["copy"],
+                                                        scale=4, elem_id="share-link")
                             table = gr.Dataframe(
                                 headers=["#", "Output", "Score", "Normalised", "Tokens"],
                                 datatype=["number", "str", "number", "number", "number"],
@@ -474,9 +702,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 gr.Markdown(
                     "The same input through two models, or through one model with two decoding strategies. "
                     "Both heatmaps show the last layer's cross-attention (averaged over heads) on the same "
-                    "0–1 colour scale, so their colours compare directly. The score is the sum of the output "
-                    "tokens' log-probabilities (closer to 0 is more likely); the normalised score divides it by "
-                    "the length (beam search: by its length penalty)."
+                    "0–1 colour scale, so their colours compare directly. " + views.COMPARE_SCORES
                 )
                 page.compare_text = gr.Textbox(value=initial_text, label="Input", lines=1, max_lines=6,
                                                placeholder="Type a sentence and press Enter", elem_id="compare-text")
@@ -503,35 +729,46 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                 gr.Textbox(label=f"{side.upper()}: output", lines=2, max_lines=3, interactive=False,
                                            buttons=["copy"], elem_id=f"output-{side}"),
                                 gr.Markdown(elem_id=f"summary-{side}", elem_classes="compare-summary"),
-                                gr.Plot(label=f"{side.upper()}: attention", elem_id=f"heatmap-{side}",
-                                        elem_classes="compare-heatmap"),
+                                attention_viewer(f"heatmap-{side}", "compare-heatmap"),
                             ]
         if catalogue.attributions(registry):
             gr.Markdown("<small>Training data: " + " · ".join(catalogue.attributions(registry)) + "</small>")
         result = gr.State(None)
+        page.lab_state = lab_state = gr.State({"open": False, "settings": None})
+        page.task, page.result_state, page.heatmap = task, result, heatmap
+        page.view_controls = (hypothesis, view, layer, head)
+        page.model_panel = [model_info, examples, explainer, decoding_panel, speech_controls, page.text, *controls.values()]
 
         speech = [ipa, audio]
-        page.text_outputs = [output, *speech, run_summary, table, hypothesis, view, no_encoder, layer, head, heatmap, strip,
-                             result]
+        page.text_outputs = [output, *speech, run_summary, table, hypothesis, view, layer, head, heatmap,
+                             result, branch_view]
         page.speech_result = gr.State(None)
         run_outputs = [page.text_panel, page.speech_panel, *page.text_outputs, page.speech_phones, page.speech_audio,
                        page.reference_audio, page.speech_step, page.speech_step_text, page.speech_figure, page.speech_result]
-        figures = [heatmap, strip]
-        request = {page.text, page.model, page.speech_seed, *controls.values()}  # handlers read values by component
+        figures = heatmap
+        request = {page.text, page.model, page.speech_seed, lab_state, *controls.values()}  # handlers read values by component
 
-        gr.api(page.generate, api_name="generate")
+        gr.api(page.generate, api_name="generate", concurrency_limit=GENERATE_CONCURRENCY)
         gr.api(page.compare, api_name="compare")
         gr.api(page.synthesize, api_name="synthesize")
         gr.on([run.click, page.text.submit], page.check, request, None, api_name="check", show_progress="hidden",
               **PRIVATE).success(page.explore, request, run_outputs, api_name="explore", show_progress="minimal", **PRIVATE)
-        if default in registry.available():  # a first picture on arrival; nothing to run without a model
-            demo.load(page.explore, request, run_outputs, api_name="explore_on_load", **PRIVATE)
-        examples.click(page.pick_example, [examples, page.model], page.text, api_name="pick_example", **PRIVATE).success(
+        if default in registry.available():  # a first picture on arrival (or the state a link asks for)
+            arrival = {task, page.model, *page.model_panel, *run_outputs, *page.view_controls, share_link}
+            demo.load(page.arrive, request, arrival, api_name="explore_on_load", **PRIVATE)
+        gr.on([share.click], page.link, {*request, *page.view_controls}, share_link, api_name="link", show_progress="hidden",
+              **PRIVATE).then(None, share_link, share_link, js="(q) => q ? location.origin + location.pathname + q : q")
+        examples.pick(page.pick_example, page.model, page.text, api_name="pick_example", **PRIVATE).success(
             page.check, request, None, api_name="check_example", show_progress="hidden", **PRIVATE).success(
             page.explore, request, run_outputs, api_name="explore_example", show_progress="minimal", **PRIVATE)
-        task.input(page.choose_task, task, page.model, api_name="choose_task", **PRIVATE)
-        page.model.change(page.show_model, page.model, [model_info, examples, explainer, decoding_panel, speech_controls,
-                                                        page.text, *controls.values()], api_name="show_model", **PRIVATE)
+        # A new task or model (chosen by the user; a link sets them without these events) shows its card and runs its
+        # first example at once, so no picture of the old model stays.
+        new_model = [task.input(page.choose_task, task, page.model, api_name="choose_task", **PRIVATE).then(
+            page.show_model, page.model, page.model_panel, api_name="show_task_model", **PRIVATE),
+            page.model.input(page.show_model, page.model, page.model_panel, api_name="show_model", **PRIVATE)]
+        for i, event in enumerate(new_model):
+            event.success(page.check, request, None, api_name=f"check_model_{i}", show_progress="hidden", **PRIVATE).success(
+                page.explore, request, run_outputs, api_name=f"explore_model_{i}", show_progress="minimal", **PRIVATE)
         page.speech_step.change(page.show_step, [page.speech_result, page.speech_step],
                                 [page.speech_step_text, page.speech_figure], api_name="show_step", show_progress="hidden",
                                 **PRIVATE)
@@ -543,14 +780,22 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                     api_name="show_strategy", **PRIVATE)
         controls["beam_size"].change(limit_n_best, [controls["beam_size"], controls["n_best"]], controls["n_best"],
                                      api_name="limit_n_best", **PRIVATE)
-        gr.on([hypothesis.input, layer.input, head.input], page.redraw, [result, hypothesis, view, layer, head], figures,
-              api_name="redraw", show_progress="hidden", **PRIVATE)
+        gr.on([hypothesis.input, layer.input, head.input], page.redraw, [result, hypothesis, view, layer, head, lab_state], figures,
+              api_name="redraw", show_progress="hidden", js=PICK_JS, trigger_mode="always_last", **PRIVATE)
         hypothesis.input(page.speech_outputs, [result, hypothesis], speech, api_name="speak", show_progress="hidden",
                          **PRIVATE)
-        view.input(page.switch_view, [result, hypothesis, view, head], [layer, *figures], api_name="switch_view",
+        view.input(page.switch_view, [result, hypothesis, view, head, lab_state], [layer, figures], api_name="switch_view",
                    show_progress="hidden", **PRIVATE)
-        table.select(page.pick_row, [result, view, layer, head], [hypothesis, *figures, *speech], api_name="pick_row",
+        table.select(page.pick_row, [result, view, layer, head, lab_state], [hypothesis, figures, *speech], api_name="pick_row",
                      show_progress="hidden", **PRIVATE)
+
+        lab_inputs = {result, lab_state, *page.view_controls}
+        heatmap.lab(page.toggle_lab, lab_inputs, [heatmap, lab_state], api_name="lab", show_progress="hidden", **PRIVATE)
+        gr.on([controls[name].input for name in lab_view.SETTINGS], page.reshape,
+              {*lab_inputs, *(controls[name] for name in lab_view.SETTINGS)}, [heatmap, lab_state], api_name="reshape",
+              show_progress="hidden", trigger_mode="always_last", **PRIVATE)
+        heatmap.node(page.pick_node, lab_inputs, heatmap, api_name="pick_node", show_progress="hidden", **PRIVATE)
+        heatmap.branch(page.branch, lab_inputs, branch_view, api_name="branch", show_progress="minimal", **PRIVATE)
 
         compare_inputs = {page.compare_text, page.model_a, page.strategy_a, page.model_b, page.strategy_b,
                           *page.shared_controls.values()}
@@ -562,13 +807,24 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             compare_tab.select(page.first_compare, {page.compared, *compare_inputs}, [page.compared, *sides],
                                api_name="compare_on_select", show_progress="minimal", **PRIVATE)
     demo.page = page  # type: ignore[attr-defined]
+    page.blocks = demo
     return demo
 
 
 # Server limits, set on purpose (issue: a class of students at once on a 2-core machine):
 QUEUE_SIZE = 64  # requests waiting at most; beyond it a client is told the server is busy instead of waiting minutes
 CONCURRENCY = 2  # decodes at once: one per core (each decode uses one thread)
-SESSION_CAPACITY = 256  # sessions whose state (the last result, for redraws) is kept; the oldest is dropped first
+# Page sessions whose state (the last result, for redraws) is kept, the oldest dropped first: more than a class of 200
+# at once. One costs ~0.5 MB for a sentence, ~6 MB at the 200-token limit (its attention tensors), so at most ~1.5 GB.
+# API calls take no place here (``Page.forget_session``): 1,000 of them grow the server by 17 MB (benchmarks/soak.py).
+SESSION_CAPACITY = 256
+# /generate calls (greedy, sampling) decoded together (``demo_core.serving.batcher``): 16 at most per batch, waiting up to
+# 5 ms for more only under load, in two lanes (short and long requests, so a small one never waits behind a long one):
+# 1.8x the answers under 20 clients (docs/SPEED.md, "Under load"). S2S_MAX_BATCH=1 turns it off.
+BATCHER = Batcher(max_batch=int(os.environ.get("S2S_MAX_BATCH", MAX_BATCH)))
+# /generate calls handled at once: enough for two full batches (one decoding, the next filling) so the batcher sees the
+# requests that arrive together; the handlers mostly wait for it, and it decodes at most 2 lanes + 2 unbatched at a time.
+GENERATE_CONCURRENCY = 2 * MAX_BATCH
 MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny request body is refused
 
 

@@ -8,6 +8,9 @@ drawn the same way. Two details keep the pictures honest:
   equal category labels and sentences repeat tokens ("▁the", "</s>");
 * every label is HTML-escaped, because Plotly renders a subset of HTML in ticks and hovers
   and a token such as ``</s>`` or ``<b>`` must show as typed.
+
+Tokenizer artefacts get readable labels (``demo_core.text.labels``): a lone ``▁`` shows as ``␣``
+and byte-fallback pieces as "byte F0".
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from demo_core.decoding import Hypothesis
+from demo_core.text.labels import piece_label, piece_labels
 
 ATTENTION_COLORS = "Blues"
 CONFIDENCE_COLORS = [[0.0, "#dc2626"], [0.5, "#f59e0b"], [1.0, "#16a34a"]]  # low red, high green
-FONT = dict(family="Inter, system-ui, sans-serif", size=12, color="#1f2937")
+FONT = dict(family="Inter, 'Explorer CJK', system-ui, sans-serif", size=12, color="#1f2937")  # CJK: served by the app
 HOVER = dict(bgcolor="#1f2937", bordercolor="#1f2937", font=dict(color="white", size=12))
 CHAR_PX = 7.5  # rough width of one label character at FONT size
 MIN_PLOT_PX = 100  # a one-token output still gets a readable colour bar
@@ -96,14 +100,16 @@ def pick_head(per_head: np.ndarray, head: int) -> np.ndarray:
 
 
 def view_title(kind: str, layer: int, layers: int, head: int | None, heads: int, grid: bool = False) -> str:
-    """What a figure shows, e.g. "Cross-attention · layer 3 of 4 · head 2 of 4" (``layer``/``head`` 0-based)."""
+    """What a figure shows, e.g. "Cross-attention · layer 3 of 4 · head 2 of 4" (``layer``/``head`` 0-based);
+    a single layer or head goes unnamed, since there is nothing else it could be (an RNN: "Cross-attention")."""
+    parts = [kind]
+    if layers > 1:
+        parts.append(f"layer {layer % layers + 1} of {layers}")
     if grid:
-        which = f"all {heads} heads"
-    elif head is None:
-        which = f"average of {heads} heads" if heads > 1 else "head 1 of 1"
-    else:
-        which = f"head {head + 1} of {heads}"
-    return f"{kind} · layer {layer % layers + 1} of {layers} · {which}"
+        parts.append(f"all {heads} heads")
+    elif heads > 1:
+        parts.append(f"average of {heads} heads" if head is None else f"head {head + 1} of {heads}")
+    return " · ".join(parts)
 
 
 def hover_texts(row_pieces: list[str], col_pieces: list[str], row_name: str, col_name: str) -> list[list[str]]:
@@ -138,6 +144,7 @@ def weights_heatmap(weights: np.ndarray, row_pieces: list[str], col_pieces: list
     rows, cols = weights.shape
     if (rows, cols) != (len(row_pieces), len(col_pieces)):
         raise ValueError(f"attention is {rows}x{cols} but there are {len(row_pieces)}x{len(col_pieces)} labels")
+    row_pieces, col_pieces = piece_labels(row_pieces), piece_labels(col_pieces)
     cell_x, cell_y = cell_px(cols), max(cell_px(rows), -(-MIN_PLOT_PX // rows))  # room for the colour bar
     fig = go.Figure(
         go.Heatmap(
@@ -187,6 +194,7 @@ def heads_grid(per_head: np.ndarray, row_pieces: list[str], col_pieces: list[str
     heads, rows, cols = per_head.shape
     if (rows, cols) != (len(row_pieces), len(col_pieces)):
         raise ValueError(f"attention is {rows}x{cols} but there are {len(row_pieces)}x{len(col_pieces)} labels")
+    row_pieces, col_pieces = piece_labels(row_pieces), piece_labels(col_pieces)
     cell_x, cell_y = max(10, min(20, 160 // cols)), max(10, min(20, 200 // rows))
     font = 10 if min(cell_x, cell_y) >= 14 else 8
     panel_w, panel_h, gap_x, gap_y = cols * cell_x, rows * cell_y, 18, 26  # gap_y holds the panel titles
@@ -234,16 +242,17 @@ def heads_grid(per_head: np.ndarray, row_pieces: list[str], col_pieces: list[str
 def confidence_strip(hyp: Hypothesis) -> go.Figure:
     """Bar per output token with its probability; the hover lists the top alternatives at that step."""
     probs = [float(np.exp(lp)) for lp in hyp.token_logprobs]
-    labels = [escape(p) for p in hyp.pieces]
+    pieces = piece_labels(hyp.pieces)
+    labels = [escape(p) for p in pieces]
     steps = len(labels)
     hover = []
     for t, (label, p) in enumerate(zip(labels, probs)):
         alternatives = hyp.alternatives[t] if t < len(hyp.alternatives) else []
-        lines = [f"{escape(piece)}  {prob:.3f}" for piece, prob in alternatives]
+        lines = [f"{escape(piece_label(piece))}  {prob:.3f}" for piece, prob in alternatives]
         listing = "<br>".join(lines) if lines else "(none recorded)"
         hover.append(f"output {t}: <b>{label}</b>  p = {p:.3f}<br><i>top candidates</i><br>{listing}")
     cell = max(cell_px(steps), 18)
-    bottom = label_px(hyp.pieces, font_px(cell))
+    bottom = label_px(pieces, font_px(cell))
     fig = go.Figure(
         go.Bar(
             x=list(range(steps)),
@@ -262,7 +271,7 @@ def confidence_strip(hyp: Hypothesis) -> go.Figure:
         plot_bgcolor="rgba(0,0,0,0)",
         paper_bgcolor="rgba(0,0,0,0)",
         bargap=0.15,
-        xaxis=dict(token_axis(hyp.pieces, cell), range=[-0.5, steps - 0.5]),
+        xaxis=dict(token_axis(pieces, cell), range=[-0.5, steps - 0.5]),
         yaxis=dict(title=dict(text="p(token)"), range=[0, 1], tickvals=[0, 0.5, 1], gridcolor="#e5e7eb", fixedrange=True),
     )
     return fig

@@ -18,11 +18,13 @@ import torch
 
 from demo_core.card import ModelCard
 from demo_core.checkpoint import DEFAULT_ROOT, CheckpointError, find_models, load_model_dir
-from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode, greedy_search
+from demo_core.decoding import BeamNode, DecodeConfig, Hypothesis, decode
+from demo_core.decoding.config import with_fresh_seed
+from demo_core.decoding.search import decode_batch
 from demo_core.models.cpu import CPU_WEIGHTS, quantize_for_cpu
 from demo_core.models.interface import Seq2SeqModel
 from demo_core.tasks.datasets import pad
-from demo_core.tasks.input_checks import input_problem, output_problem
+from demo_core.tasks.input_checks import input_problem, input_warnings, output_problem
 from demo_core.text.tokenizer import EOS_ID, Tokenizer, normalize_text
 
 MAX_INPUT_CHARS = 1000
@@ -46,14 +48,22 @@ class DecodeResult:
     beam_tree: list[BeamNode] = field(default_factory=list)
     elapsed_ms: float = 0.0
     encoder_attention: torch.Tensor | None = None  # [L_enc, H, S, S] encoder self-attention; None for RNNs
-    warnings: list[str] = field(default_factory=list)  # output that cannot be right (an impossible date), said plainly
+    warnings: list[str] = field(default_factory=list)  # input in another language, output that cannot be right, said plainly
+    prefix_ids: list[int] = field(default_factory=list)  # the ids the output was forced to start with
 
     @property
     def best(self) -> Hypothesis:
         return self.hypotheses[0]
 
-    def to_json(self, digits: int = 4) -> dict[str, Any]:
-        def hyp_json(h: Hypothesis) -> dict[str, Any]:
+    def to_json(self, digits: int = 4, attention_of: int | None = None, encoder: bool = True) -> dict[str, Any]:
+        """The result as JSON. ``attention_of``: how many hypotheses, best first, carry their
+        attention (None: all; the others get null); ``encoder``: include the encoder
+        self-attention. Weights are rounded in float64: float32 values would print ~17 digits."""
+
+        def rounded(t: torch.Tensor) -> list:
+            return t.double().round(decimals=digits).tolist()
+
+        def hyp_json(i: int, h: Hypothesis) -> dict[str, Any]:
             return {
                 "text": h.text,
                 "pieces": h.pieces,
@@ -63,7 +73,7 @@ class DecodeResult:
                 "finished": h.finished,
                 "token_probs": [round(math.exp(lp), digits) for lp in h.token_logprobs],
                 "alternatives": h.alternatives,
-                "attention": h.attention.round(decimals=digits).tolist(),  # [T, layers, heads, S]
+                "attention": rounded(h.attention) if attention_of is None or i < attention_of else None,  # [T, layers, heads, S]
             }
 
         return {
@@ -73,12 +83,12 @@ class DecodeResult:
             "text": self.best.text,
             "strategy": self.config.strategy,
             "config": asdict(self.config),
-            "hypotheses": [hyp_json(h) for h in self.hypotheses],
-            "beam_tree": [asdict(n) for n in self.beam_tree],
+            "hypotheses": [hyp_json(i, h) for i, h in enumerate(self.hypotheses)],
+            "beam_tree": [asdict(n) | {"score": round(n.score, digits)} for n in self.beam_tree],
             "elapsed_ms": round(self.elapsed_ms, 1),
             "warnings": self.warnings,
             "encoder_attention": (  # [L_enc, H, S (query), S (key)] or null
-                None if self.encoder_attention is None else self.encoder_attention.round(decimals=digits).tolist()
+                None if self.encoder_attention is None or not encoder else rounded(self.encoder_attention)
             ),
         }
 
@@ -122,15 +132,24 @@ class Translator:
             )
         return ids
 
-    def run(self, text: str, cfg: DecodeConfig, prefix: str = "") -> DecodeResult:
-        """Decode ``text`` with ``cfg``; ``prefix`` is target text the output must start with."""
+    def run(self, text: str, cfg: DecodeConfig, prefix: str | list[int] = "") -> DecodeResult:
+        """Decode ``text`` with ``cfg``; ``prefix`` is target text the output must start with, or
+        target token ids (a branch's forced tokens, ``demo_core.serving.branching``)."""
         try:
             cfg.validate()
         except ValueError as exc:
             raise InputError(str(exc)) from exc
+        cfg = with_fresh_seed(cfg)  # a blank sampling seed becomes a new one, kept in the result to reproduce it
         start = time.perf_counter()
         ids = self.source_ids(text)
-        prefix_ids = self.tgt_tok.encode(prefix) if prefix and prefix.strip() else []
+        if prefix is None or isinstance(prefix, str):
+            prefix_ids = self.tgt_tok.encode(prefix) if prefix and prefix.strip() else []
+        else:
+            prefix_ids = list(prefix)
+            bad = next((i for i in prefix_ids if isinstance(i, bool) or not isinstance(i, int)
+                        or not 0 <= i < self.tgt_tok.vocab_size), None)
+            if bad is not None:
+                raise InputError(f"prefix token {bad!r} is not a target token id (0 to {self.tgt_tok.vocab_size - 1})")
         if len(prefix_ids) >= cfg.output_limit(len(ids)):
             raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit")
         with torch.inference_mode():
@@ -148,21 +167,29 @@ class Translator:
             hypotheses=hyps,
             config=cfg,
             beam_tree=tree,
+            prefix_ids=prefix_ids,
             elapsed_ms=(time.perf_counter() - start) * 1000,
             encoder_attention=None if encoder_attention is None else encoder_attention[0].float(),
-            warnings=[w for w in [output_problem(self.card.task, hyps[0].text)] if w],
+            warnings=input_warnings(self.card.task, self.card.source_lang, self.id, text)
+            + [w for w in [output_problem(self.card.task, hyps[0].text)] if w],
         )
 
     def translate_batch(self, texts: list[str], cfg: DecodeConfig, batch_size: int = 64) -> list[str]:
-        """Best output text per input; greedy runs batched, other strategies one by one."""
+        """Best output text per input; greedy runs batched, other strategies one by one.
+
+        Sources are sorted by length, longest first, so the rows of a batch need little padding
+        and end near the same step; each row leaves its batch at its EOS (``decode_batch``)."""
         if cfg.strategy != "greedy":
             return [self.run(t, cfg).best.text for t in texts]
-        outputs: list[str] = []
-        for i in range(0, len(texts), batch_size):
-            chunk = [self.src_tok.encode(t)[: self.max_source_tokens - 1] + [EOS_ID] for t in texts[i : i + batch_size]]
+        ids = [self.src_tok.encode(t)[: self.max_source_tokens - 1] + [EOS_ID] for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
+        outputs = [""] * len(texts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             with torch.inference_mode():
-                hyps = greedy_search(self.model, pad(chunk), cfg)
-            outputs.extend(self.tgt_tok.decode(h.ids) for h in hyps)
+                hyps = decode_batch(self.model, pad([ids[i] for i in chunk]), cfg)
+            for i, (h,) in zip(chunk, hyps):
+                outputs[i] = self.tgt_tok.decode(h.ids)
         return outputs
 
     def _describe(self, h: Hypothesis) -> None:

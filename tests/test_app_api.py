@@ -49,12 +49,14 @@ def client():
 
 @pytest.fixture(scope="module")
 def results(client) -> dict:
-    """Memoised ``generate`` answers keyed by (model, strategy), so checks share one call."""
+    """Memoised ``generate`` answers keyed by (model, strategy), so checks share one call; each
+    carries every hypothesis's attention (``attention="all"``; the default: tests/test_replies.py)."""
     cache: dict = {}
 
     def get(model: str, strategy: str) -> dict:
         if (model, strategy) not in cache:
-            cache[model, strategy] = client.predict(input_for(model), model, strategy, **SETTINGS[strategy], api_name="/generate")
+            cache[model, strategy] = client.predict(input_for(model), model, strategy, **SETTINGS[strategy], attention="all",
+                                                    api_name="/generate")
         return cache[model, strategy]
 
     return get

@@ -23,6 +23,7 @@ import pytest
 from demo_core.pipeline import ModelRegistry
 from demo_core.serving import catalogue, pronunciation, views
 from demo_core.serving.requests import COMPARE_SHARED, compare_options, compare_request, decode_defaults, decode_request
+from demo_core.text.labels import piece_labels
 from tests.serving import demo_for, serving
 from tests.tiny import save_tiny_model, tiny_rnn
 
@@ -122,7 +123,7 @@ def page(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
-    page.wait_for_selector("#heatmap .xtick")
+    page.wait_for_selector("#heatmap .av-matrix")
     yield page
     page.close()
 
@@ -138,24 +139,27 @@ def run(page, strategy_label: str, submit_with_enter: bool = False) -> None:
         page.locator("#run").click()
 
 
+AXIS = {"x": ".av-matrix .av-col", "y": ".av-rows .av-row"}  # the viewer's column and row labels
+
+
 def tick_texts(page, axis: str) -> list[str]:
-    return page.locator(f"#heatmap .{axis}tick text").all_text_contents()
+    return page.locator(f"#heatmap {AXIS[axis]}").all_text_contents()
 
 
 def wait_for_ticks(page, pieces_x: list[str], pieces_y: list[str], plot: str = "#heatmap") -> None:
-    """Wait until the heatmap's tick labels are exactly the given pieces."""
+    """Wait until the heatmap's column and row labels are exactly the given pieces."""
     page.wait_for_function(
-        """([plot, xs, ys]) => {
-            const text = axis => [...document.querySelectorAll(`${plot} .${axis}tick text`)].map(t => t.textContent);
+        """([plot, xs, ys, axis]) => {
+            const text = a => [...document.querySelectorAll(`${plot} ${axis[a]}`)].map(t => t.textContent);
             return JSON.stringify(text("x")) === JSON.stringify(xs) && JSON.stringify(text("y")) === JSON.stringify(ys);
         }""",
-        arg=[plot, pieces_x, pieces_y],
+        arg=[plot, piece_labels(pieces_x), piece_labels(pieces_y), AXIS],
     )
 
 
 def wait_for_title(page, title: str) -> None:
     """Wait until the heatmap's title (which layer, head or average it shows) is ``title``."""
-    page.wait_for_function("t => document.querySelector('#heatmap .gtitle')?.textContent === t", arg=title)
+    page.wait_for_function("t => document.querySelector('#heatmap .av-title')?.textContent === t", arg=title)
 
 
 def choose(page, dropdown: str, option: str) -> None:
@@ -225,18 +229,17 @@ def test_screenshot_for_the_readme(page, registry, tmp_path):
     run(page, "Beam search")
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
     page.mouse.move(0, 0)  # no hover highlight on the picture
-    page.wait_for_timeout(500)  # let Plotly finish its transition
+    page.wait_for_timeout(300)
     path = SCREENSHOT if WRITE_SCREENSHOT else tmp_path / "screenshot.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 50_000
 
 
-def test_rnn_explains_why_there_is_no_encoder_view(page):
-    """For an RNN the view switch is hidden and one line says why; the title names its one layer and head."""
-    assert page.locator("#no-encoder").is_visible() and "no attention between source tokens" in page.locator(
-        "#no-encoder").inner_text()
-    assert not page.locator("#view").is_visible()
-    wait_for_title(page, "Cross-attention · layer 1 of 1 · head 1 of 1")
+def test_rnn_shows_no_choice_it_does_not_have(page):
+    """For an RNN there is nothing to choose: no view switch, no layer or head menu, no note about them, a plain title."""
+    wait_for_title(page, "Cross-attention")
+    for control in ("#view", "#layer", "#head", "#no-encoder"):
+        assert not page.locator(control).is_visible()
 
 
 def test_transformer_heads_can_be_chosen_one_by_one_or_as_a_grid(page, registry):
@@ -250,7 +253,7 @@ def test_transformer_heads_can_be_chosen_one_by_one_or_as_a_grid(page, registry)
     wait_for_title(page, "Cross-attention · layer 1 of 3 · head 2 of 4")
     choose(page, "head", "all heads (grid)")
     wait_for_title(page, "Cross-attention · layer 1 of 3 · all 4 heads")
-    assert page.locator("#heatmap .cartesianlayer .subplot").count() == 4
+    assert page.locator("#heatmap .av-panel").count() == 4
 
 
 def test_transformer_encoder_view_is_source_by_source(page, registry):
@@ -259,7 +262,6 @@ def test_transformer_encoder_view_is_source_by_source(page, registry):
     choose(page, "model", catalogue.model_label(registry.entries[TRANSFORMER]))
     run(page, "Greedy")
     wait_for_ticks(page, truth.source_pieces, truth.best.pieces)
-    assert not page.locator("#no-encoder").is_visible()
     page.get_by_label(views.VIEW_LABELS[views.ENCODER]).check()
     wait_for_title(page, "Encoder self-attention · layer 2 of 2 · average of 4 heads")
     wait_for_ticks(page, truth.source_pieces, truth.source_pieces)

@@ -47,3 +47,20 @@ def test_generate_refuses_bad_parameters_by_name(tiny_model_dir):
         assert out.returncode == 2 and name in out.stderr
     out = run(["demo_core.generate", "--model", "missing", "--checkpoints", str(tiny_model_dir.parent)])
     assert out.returncode == 2 and "unknown model" in out.stderr
+
+
+def test_generate_prefix_gives_what_the_api_gives(tiny_model_dir):
+    """``generate --prefix`` and the API's ``prefix`` force the same start and give the same output, step data too."""
+    from demo_core.pipeline import ModelRegistry
+    from tests.serving import demo_for
+
+    prefix = "ein"
+    out = run(["demo_core.generate", "--model", "tiny-rnn", "--checkpoints", str(tiny_model_dir.parent), "--json",
+               "--strategy", "greedy", "--max-len", "6", "--prefix", prefix], stdin="ein hund\n")
+    assert out.returncode == 0, out.stderr
+    cli = json.loads(out.stdout)
+    api = demo_for(ModelRegistry(tiny_model_dir.parent).root).page.generate(
+        "ein hund", "tiny-rnn", "greedy", max_len=6, prefix=prefix, steps=True)
+    assert api["text"] == cli["text"] and api["hypotheses"][0]["ids"] == cli["hypotheses"][0]["ids"]
+    assert api["prefix_tokens"] >= 1 and api["steps"]["forced"] == api["prefix_tokens"]
+    assert [s["token"] for s in api["steps"]["steps"]] == api["hypotheses"][0]["ids"]

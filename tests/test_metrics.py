@@ -101,11 +101,11 @@ def test_arpabet_to_ipa():
     assert arpabet_to_ipa("HH AH0 L OW1") == ["h", "ə", "l", "ˈoʊ"]
     assert ipa_string("TH IH NG K") == "θɪŋk"
     assert arpabet_to_ipa(["AH1", "ER0", "ER1"]) == ["ˈʌ", "ɚ", "ˈɝ"]
-    assert arpabet_to_ipa("XX") == ["?XX"]
+    assert arpabet_to_ipa("XX") == ["⟨XX⟩"]
 
 
 def test_every_cmudict_phone_has_ipa():
     """All 39 CMUdict phones map to IPA (the mapping is total on the model's outputs)."""
     phones = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH").split()
     assert len(phones) == 39
-    assert not any(label.startswith("?") for label in arpabet_to_ipa(phones))
+    assert not any(label.startswith("⟨") for label in arpabet_to_ipa(phones))

@@ -110,9 +110,10 @@ def test_compare_shares_options_by_name_with_their_defaults(demo, api, name):
 
 
 def test_compare_takes_only_the_shared_options(demo, api):
-    """Besides the text, models and strategies, /compare and the Compare tab take exactly the shared options."""
+    """Besides the text, models and strategies, /compare and the Compare tab take exactly the shared options
+    (the API then what its reply carries, ``attention``)."""
     sides = ["text", "model_a", "strategy_a", "model_b", "strategy_b"]
-    assert list(api["/compare"]) == [*sides, *COMPARE_SHARED]
+    assert list(api["/compare"]) == [*sides, *COMPARE_SHARED, "attention"]
     assert list(demo.page.shared_controls) == list(COMPARE_SHARED)
 
 

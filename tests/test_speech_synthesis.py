@@ -121,7 +121,7 @@ def test_page_synthesises_and_shows_attention_spectrogram_audio_and_steps(tmp_pa
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
         page.goto(url)
-        page.wait_for_selector("#heatmap .xtick")
+        page.wait_for_selector("#heatmap .av-matrix")
         page.locator("#task input").click()
         page.get_by_role("option", name="Speech › English text → speech (phones → mel spectrogram → audio)").click()
         expect(page.locator("#tts-strategy-note")).to_contain_text("greedy only")

@@ -197,3 +197,84 @@ def test_shipped_configs_build_compact_models(name: str) -> None:
     vocab = cfg["tokenizer"]["vocab_size"]
     model = build_model(cfg["architecture"], dict(cfg["model"], src_vocab=vocab, tgt_vocab=vocab))
     assert count_parameters(model) <= 10_500_000
+
+
+def shipped_transformers() -> list[str]:
+    """The ids of the Transformers in checkpoints/."""
+    from demo_core.checkpoint import DEFAULT_ROOT, find_models
+
+    return [e.id for e in find_models(DEFAULT_ROOT) if e.available and e.card.architecture == "transformer"]
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["folded", "plain"])
+def test_fused_step_matches_teacher_forcing_folded_or_not(fold: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused step gives the full forward pass's log-probs and the module step's cross-attention,
+    with the cross-attention folded into the source or not (``FOLD_MAX_POSITIONS``), and its cache
+    reorders like the module path's."""
+    from demo_core.models import transformer_fast
+
+    monkeypatch.setattr(transformer_fast, "FOLD_MAX_POSITIONS", 10**6 if fold else 0)
+    model = eval_model(packed=True, share_embeddings=True)
+    reference = eval_model(packed=False, share_embeddings=True)  # same seed: the same weights
+    src = padded_batch(50, [7, 3, 5], seed=1)
+    tgt_in = torch.cat([torch.full((3, 1), BOS_ID), padded_batch(50, [6, 2, 4], seed=2)], dim=1)
+    order = torch.tensor([2, 0, 0])  # reorder and copy rows halfway, as beam search does
+    with torch.no_grad():
+        full = F.log_softmax(model(src[order], tgt_in[order]), dim=-1)  # [B, T, V]: the rows after reordering
+        memory, memory_ref = model.encode(src), reference.encode(src)
+        assert (memory.cross_scores is not None) == fold and memory_ref.cross_scores is None
+        state, state_ref = model.init_state(memory), reference.init_state(memory_ref)
+        for t in range(tgt_in.size(1)):
+            if t == 3:
+                memory, memory_ref = memory.select(order), memory_ref.select(order)
+                state, state_ref = state.select(order), state_ref.select(order)
+            tokens = tgt_in[:, t] if t < 3 else tgt_in[order, t]
+            log_probs, state, attention = model.decode_step(memory, state, tokens)
+            log_probs_ref, state_ref, attention_ref = reference.decode_step(memory_ref, state_ref, tokens)
+            if t >= 3:
+                torch.testing.assert_close(log_probs, full[:, t], atol=1e-5, rtol=0)
+            torch.testing.assert_close(log_probs, log_probs_ref, atol=1e-5, rtol=0)
+            torch.testing.assert_close(attention, attention_ref, atol=1e-5, rtol=0)
+    assert state.self_k.shape == state_ref.self_k.shape  # [B, L, H, capacity, d], as the module path's state
+    torch.testing.assert_close(state.self_v[:, :, :, : state.length], state_ref.self_v[:, :, :, : state.length], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("model_id", shipped_transformers())
+def test_shipped_transformers_decode_the_same_on_the_served_fast_path(model_id: str) -> None:
+    """On the shipped Transformers, the form the app serves (fused step, fp16-packed output projection)
+    gives the module path's hypotheses: the same token ids, scores and log-probs, and attention, for
+    greedy and beam 5 on a short sentence (cross-attention folded) and a long one (beam 5 reads it
+    the plain way), and for a batch too large to fold."""
+    from demo_core.checkpoint import DEFAULT_ROOT
+    from demo_core.models.cpu import quantize_for_cpu
+    from demo_core.models.transformer_fast import FOLD_MAX_POSITIONS
+    from demo_core.pipeline import Translator
+
+    translator = Translator.from_dir(DEFAULT_ROOT / model_id)  # fp32, module path
+    reference = translator.model
+    served = quantize_for_cpu(reference, "fp16")
+    assert reference.packed_decoder is None and served.packed_decoder is not None
+    short = translator.card.examples[0]
+    long = " ".join(translator.card.examples * 2)
+    sources = [torch.tensor([translator.source_ids(text)]) for text in (short, long)]
+    assert 5 * sources[0].size(1) <= FOLD_MAX_POSITIONS < 5 * sources[1].size(1)
+    with torch.inference_mode():  # 5 beams over the long source read too many positions: the fold is dropped
+        five = torch.zeros(5, dtype=torch.long)
+        assert served.encode(sources[0]).select(five).cross_scores is not None
+        assert served.encode(sources[1]).cross_scores is not None and served.encode(sources[1]).select(five).cross_scores is None
+    configs = [DecodeConfig(), DecodeConfig(strategy="beam", beam_size=5)]
+
+    def same(a: list, b: list) -> None:
+        assert [h.ids for h in a] == [h.ids for h in b]
+        for x, y in zip(a, b, strict=True):
+            assert abs(x.score - y.score) < 1e-4
+            assert max((abs(p - q) for p, q in zip(x.token_logprobs, y.token_logprobs, strict=True)), default=0) < 1e-4
+            torch.testing.assert_close(x.attention, y.attention, atol=1e-4, rtol=0)
+
+    with torch.inference_mode():
+        for src in sources:
+            for cfg in configs:
+                same(decode(served, src, cfg)[0], decode(reference, src, cfg)[0])
+        batch = pad([translator.source_ids(text) for text in translator.card.examples * 8])
+        assert served.encode(batch).cross_scores is None  # [40, S]: too many positions to fold
+        same(greedy_search(served, batch, configs[0]), greedy_search(reference, batch, configs[0]))

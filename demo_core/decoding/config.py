@@ -12,6 +12,7 @@ go through :func:`coerce`, which turns every bad value into a ``ValueError`` nam
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ MAX_OUTPUT_TOKENS = 400
 MAX_SEED = 2**63 - 1  # the largest signed 64-bit seed
 MIN_TEMPERATURE = 0.01  # far below it log-probs / temperature overflow float32 (NaN in softmax)
 MIN_TOP_P = 0.01  # a nucleus below 1% of the mass is the top token alone: greedy
+FRESH_SEEDS = 1_000_000  # a blank seed becomes one below this: short enough to read off the page and type back
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ class Option:
     that 0 means the same as blank (max_len: 0 = automatic on the page's slider).
     ``page`` = (low, high, step) of the page's slider, a narrower range than the valid one
     where a wider one would make the slider unusable; ``page_value`` is the page's starting
-    value where it differs from the default (and ``page_why`` says why).
+    value where it differs from the default, ``page_blank`` makes the page's control start
+    blank (the blank meaning, e.g. a new random seed each run), and ``page_why`` says why.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Option:
     zero_is_blank: bool = False
     page: tuple[float, float, float] | None = None
     page_value: Any = None
+    page_blank: bool = False
     page_why: str = ""
 
     @property
@@ -60,7 +64,9 @@ class Option:
 
     @property
     def start(self) -> Any:
-        """The page control's starting value."""
+        """The page control's starting value (None: blank)."""
+        if self.page_blank:
+            return None
         return self.default if self.page_value is None else self.page_value
 
     def check(self, value: Any) -> None:
@@ -130,7 +136,8 @@ class DecodeConfig:
         page=(0.05, 1, 0.05))
     seed: int | None = option(
         name="seed", kind=int, default=0, label="Seed (empty = random)", minimum=0, maximum=MAX_SEED,
-        strategies=("sample",), blank="none", help="random seed for sampling (empty: a new one each run)")
+        strategies=("sample",), blank="none", help="random seed for sampling (empty: a new one each run, reported in the result)",
+        page_blank=True, page_why="a blank seed gives new samples at every Run; the seed used is shown, to reuse it")
     num_samples: int = option(
         name="num_samples", kind=int, default=1, label="Samples", minimum=1, maximum=MAX_BEAM, strategies=("sample",),
         help="how many samples to draw", page=(1, MAX_BEAM, 1), page_value=5,
@@ -212,6 +219,14 @@ def coerce(opt: Option, value: Any) -> Any:
     if math.isnan(number) or math.isinf(number):
         raise ValueError(f"{opt.name} must be a finite number, got {shown(repr(value))}")
     return number
+
+
+def with_fresh_seed(cfg: DecodeConfig) -> DecodeConfig:
+    """``cfg`` with a new random seed when it samples with a blank one, so the seed used can be
+    shown and typed back to reproduce the samples; any other config unchanged."""
+    if cfg.strategy != "sample" or cfg.seed is not None:
+        return cfg
+    return replace(cfg, seed=random.SystemRandom().randrange(FRESH_SEEDS))
 
 
 def config_from(values: dict[str, Any], base: DecodeConfig | None = None) -> DecodeConfig:

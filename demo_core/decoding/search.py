@@ -64,7 +64,8 @@ def greedy_search(
 def sample(
     model: Seq2SeqModel, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None, memory: Memory | None = None
 ) -> list[Hypothesis]:
-    """``cfg.num_samples`` samples for one source src [1, S] (temperature, top-k, top-p, seed)."""
+    """``cfg.num_samples`` samples for one source src [1, S] (temperature, top-k, top-p, seed), the
+    most likely first (highest log-prob under the model), so the best sample is the one shown."""
     generator = torch.Generator()
     generator.manual_seed(cfg.seed if cfg.seed is not None else int(torch.seed() % 2**31))
 
@@ -74,7 +75,8 @@ def sample(
 
     memory = (memory if memory is not None else model.encode(src)).select(torch.zeros(cfg.num_samples, dtype=torch.long))
     rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], choose)
-    return [rec.hypothesis(row, None) for row in range(cfg.num_samples)]
+    samples = [rec.hypothesis(row, None) for row in range(cfg.num_samples)]
+    return sorted(samples, key=lambda h: h.score, reverse=True)  # stable: equal scores keep their draw order
 
 
 @torch.no_grad()
@@ -152,6 +154,132 @@ def beam_search(
             finished.append(rec.hypothesis(row, alpha))
     finished.sort(key=lambda h: h.normalized_score, reverse=True)
     return finished[: cfg.n_best or k], tree
+
+
+BATCH_STRATEGIES = ("greedy", "sample")  # what ``decode_batch`` runs; beam search decodes one source at a time
+
+
+def _runs(owner: list[int]) -> list[tuple[int, int, int]]:
+    """(owner, start, end) of each run of equal consecutive values in ``owner``."""
+    runs: list[tuple[int, int, int]] = []
+    for i, o in enumerate(owner):
+        if runs and runs[-1][0] == o:
+            runs[-1] = (o, runs[-1][1], i + 1)
+        else:
+            runs.append((o, i, i + 1))
+    return runs
+
+
+@torch.no_grad()
+def decode_batch(
+    model: Seq2SeqModel, src: torch.Tensor, cfg: DecodeConfig, prefixes: list[list[int]] | None = None,
+    seeds: list[int | None] | None = None, memory: Memory | None = None,
+) -> list[list[Hypothesis]]:
+    """Greedy or sampling for several sources at once, src [B, S] PAD-padded on the right: per
+    source what ``greedy_search`` or ``sample`` gives it alone.
+
+    Each source keeps its own length limit (``cfg.output_limit`` of its own length), forced
+    prefix (``prefixes[b]``) and, for sampling, seed (``seeds[b]``, else ``cfg.seed``): source b
+    draws from its own generator exactly what it would draw alone, because every step still
+    draws for all of its ``num_samples`` rows (finished rows get a dummy distribution). A row
+    leaves the batch at its EOS or its limit, so later steps run only the rows still writing.
+    Attention is cut to each source's own length, [T, layers, heads, S_b]. Callers sort sources
+    by length so that rows of a batch need similar padding and end at similar steps.
+    """
+    if cfg.strategy not in BATCH_STRATEGIES:
+        raise ValueError(f"decode_batch runs {' and '.join(BATCH_STRATEGIES)}, not {cfg.strategy}")
+    B = src.size(0)
+    prefixes = prefixes or [[] for _ in range(B)]
+    src_lens = (src != PAD_ID).sum(1).tolist()  # [B] each source's own length (its EOS included)
+    per = cfg.num_samples if cfg.strategy == "sample" else 1  # rows per source
+    owner = [b for b in range(B) for _ in range(per)]  # source of each row; a source's rows are consecutive
+    memory = memory if memory is not None else model.encode(src)
+    if per > 1:
+        memory = memory.select(torch.tensor(owner, dtype=torch.long))
+    generators: list[torch.Generator] = []
+    if cfg.strategy == "sample":
+        for b in range(B):
+            seed = seeds[b] if seeds is not None and seeds[b] is not None else cfg.seed
+            generators.append(torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31)))
+    limits = [cfg.output_limit(src_lens[b]) for b in owner]  # [rows]
+    adjust = cfg.uses_history or any(prefixes)
+    state = model.init_state(memory)
+    live = list(range(len(owner)))  # the rows still writing, in order; their positions are this step's rows
+    prev = torch.full((len(live),), BOS_ID, dtype=torch.long)
+    history = torch.zeros(len(live), 0, dtype=torch.long) if cfg.uses_history else None  # [live, steps]
+    paths: list[dict[str, list]] = [{"ids": [], "logprobs": [], "alt_ids": [], "alt_probs": [], "attention": []} for _ in owner]
+    step = 0
+    while live:
+        log_probs, state, attn = model.decode_step(memory, state, prev)  # [n, V], [n, L, H, S]
+        runs = _runs([owner[row] for row in live])  # (source, start, end) of each source's live rows
+        if adjust:
+            log_probs = torch.cat([adjust_log_probs(log_probs[i:j], None if history is None else history[i:j], cfg, step,
+                                                    prefixes[b]) for b, i, j in runs])
+        top = log_probs.topk(min(max(cfg.alternatives, 1), log_probs.size(-1)), dim=-1)
+        if cfg.strategy == "greedy":
+            tokens = top.indices[:, 0]
+        else:
+            tokens = _draw(log_probs, cfg, runs, live, generators)
+        chosen = log_probs.gather(1, tokens[:, None])[:, 0]
+        attn = attn.float()
+        for pos, (row, token, logprob, alt_ids, alt_probs) in enumerate(zip(
+                live, tokens.tolist(), chosen.tolist(), top.indices[:, : cfg.alternatives].tolist(),
+                top.values[:, : cfg.alternatives].exp().tolist())):
+            path = paths[row]
+            path["ids"].append(token)
+            path["logprobs"].append(logprob)
+            path["alt_ids"].append(alt_ids)
+            path["alt_probs"].append(alt_probs)
+            path["attention"].append(attn[pos, :, :, : src_lens[owner[row]]])
+        step += 1
+        if history is not None:
+            history = torch.cat([history, tokens[:, None]], dim=1)
+        keep = [pos for pos, (row, token) in enumerate(zip(live, tokens.tolist())) if token != EOS_ID and step < limits[row]]
+        if len(keep) < len(live):  # rows that ended leave the batch
+            if not keep:
+                break
+            index = torch.tensor(keep, dtype=torch.long)
+            memory, state, tokens = memory.select(index), state.select(index), tokens.index_select(0, index)
+            history = None if history is None else history.index_select(0, index)
+            live = [live[pos] for pos in keep]
+        prev = tokens
+    hyps = [_hypothesis(path) for path in paths]
+    out = [hyps[b * per : (b + 1) * per] for b in range(B)]
+    if cfg.strategy == "sample":  # the most likely first, as ``sample`` returns them (stable for ties)
+        out = [sorted(h, key=lambda h: h.score, reverse=True) for h in out]
+    return out
+
+
+def _draw(log_probs: torch.Tensor, cfg: DecodeConfig, runs: list[tuple[int, int, int]], live: list[int],
+          generators: list[torch.Generator]) -> torch.Tensor:
+    """One sampled token per live row (``live``: their row numbers, source b owning rows
+    b * num_samples onwards), log_probs [n, V]. Each source draws with its own generator for all
+    of its rows, as ``sample`` does alone: a draw depends on how many rows it is for, not on the
+    other rows' probabilities, so finished rows draw from a dummy one-token distribution."""
+    probs = top_p_filter(top_k_filter(log_probs / cfg.temperature, cfg.top_k), cfg.top_p).softmax(-1)  # [n, V]
+    tokens = torch.empty(log_probs.size(0), dtype=torch.long)
+    per = cfg.num_samples
+    for b, i, j in runs:
+        if j - i == per:  # every row of source b still writes
+            tokens[i:j] = torch.multinomial(probs[i:j], 1, generator=generators[b]).squeeze(1)
+            continue
+        full = torch.zeros(per, probs.size(1))  # [num_samples, V]
+        full[:, PAD_ID] = 1.0
+        offsets = torch.tensor([live[pos] - b * per for pos in range(i, j)], dtype=torch.long)
+        full[offsets] = probs[i:j]
+        tokens[i:j] = torch.multinomial(full, 1, generator=generators[b]).squeeze(1)[offsets]
+    return tokens
+
+
+def _hypothesis(path: dict[str, list]) -> Hypothesis:
+    """The hypothesis of one row of ``decode_batch``, as ``Recorder.hypothesis`` builds it (no length penalty)."""
+    ids = path["ids"]
+    score = float(sum(path["logprobs"]))
+    return Hypothesis(
+        ids=ids, token_logprobs=path["logprobs"], alt_ids=path["alt_ids"], alt_probs=path["alt_probs"],
+        attention=torch.stack(path["attention"]) if ids else torch.zeros(0),  # [T, L, H, S_b]
+        score=score, normalized_score=score / max(len(ids), 1), finished=EOS_ID in ids,
+    )
 
 
 def decode(model: Seq2SeqModel, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None,

@@ -7,16 +7,31 @@ arithmetic, is most of a step (profile ``python benchmarks/bench_transformer.py`
 cProfile). ``PackedEncoder`` and ``PackedDecoder`` compute the same with fewer, larger
 operations:
 
-* one fused query/key/value projection per self-attention ([3D, D] instead of three [D, D]),
-  and one fused key/value projection of the source per decoder layer's cross-attention;
+* one fused query/key/value projection per self-attention ([3D, D] instead of three [D, D]);
+* cross-attention folded into the source. The source does not change while decoding, so
+  ``encode`` computes, per decoder layer and head h (keys k_h, values v_h [S, d]),
+
+      A_h = k_h W_q,h / sqrt(d)  [S, D]    c_h = k_h b_q,h / sqrt(d) + padding bias  [S]
+      O_h = v_h W_o,h^T + b_o / H  [S, D]
+
+  (W_q,h: the head's rows of the query projection, W_o,h its columns of the output
+  projection). A step's scores are then h . A_h + c_h for the normed input h, and the layer's
+  output sum_h (w_h v_h) W_o,h^T + b_o is sum_h w_h O_h, since each head's weights w_h sum to
+  1: two batched products a layer instead of a query projection, two attention products and
+  an output projection. The folded products grow with the source, so more than
+  ``FOLD_MAX_POSITIONS`` positions a step (a batch, many beams over a long source) are decoded
+  the plain way;
+* one key/value cache [L, B, 2, H, capacity, d] (``PackedState``): a step writes each
+  layer's key and value in one copy, and beam search reorders it in one ``index_select``;
 * embeddings pre-multiplied by sqrt(d_model);
 * no dropout, no module tree walked per sublayer, packed fp16 products called directly.
 
-They return the same ``memory``, read and write the same ``state`` (key/value cache) and
-give the same attention weights as the module path, so decoders cannot tell the two apart;
-the tests check that both give the same log-probabilities and attention. Their projections
-are ``nn.Linear`` modules, so ``prepare_for_cpu`` packs the large ones (the output projection) like
-any other Linear layer and leaves the small ones fp32.
+They return the module path's ``memory`` (plus the folded products), take its ``state`` (and return their own,
+which reads back as ``self_k`` / ``self_v``) and give the same attention weights as the module
+path, so decoders cannot tell the two apart; the tests check that both give the same
+log-probabilities, hypotheses, scores and attention. Their projections are ``nn.Linear``
+modules, so ``prepare_for_cpu`` packs the large ones (the output projection) like any other
+Linear layer and leaves the small ones fp32; the folded cross-attention stays fp32.
 """
 
 from __future__ import annotations
@@ -24,15 +39,25 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.models.interface import Memory, State
+from demo_core.models.interface import Memory, Rows, State
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
+
+# Source positions read per step (rows x source length) up to which the cross-attention is folded
+# into the source: ``encode`` folds a memory of at most this many, and a step reads a folded memory
+# the plain way when its rows (beams, samples) x length exceed it. The folded products read H * D
+# numbers per position where the plain ones read d (plus the two [D, D] projections), so folding
+# pays while few positions are read: on de-en-transformer, greedy and beam 5 of one source of 19,
+# 33 and 51 tokens decode faster folded, beam 5 of 97 tokens (485 positions) about as fast, greedy
+# of 129 tokens faster, a greedy batch of 32 x 19 tokens (608) slower.
+# ``python benchmarks/compare_engines.py --text ... --fold-max 0`` times the plain way.
+FOLD_MAX_POSITIONS = 512
 
 
 @dataclass(frozen=True)
@@ -43,9 +68,23 @@ class TransformerMemory(Memory):
     cross_k: torch.Tensor  # [B, L_dec, H, S, d] every decoder layer's cross-attention keys
     cross_v: torch.Tensor  # [B, L_dec, H, S, d] ... and values
     self_attention: torch.Tensor  # [B, L_enc, H, S, S] encoder self-attention
+    # The fused step's cross-attention folded into the source (module docstring): None from the module
+    # path or past FOLD_MAX_POSITIONS. Heads and positions share one axis, so memories of different
+    # source lengths cannot be padded into one batch: encode the padded batch instead.
+    cross_scores: torch.Tensor | None = None  # [B, L_dec, D, H * S] A: head h, position s at h * S + s
+    cross_score_bias: torch.Tensor | None = None  # [B, L_dec, 1, H * S] c, -inf at padding
+    cross_values: torch.Tensor | None = None  # [B, L_dec, H * S, D] O
 
     def encoder_attention(self) -> torch.Tensor:
         return self.self_attention
+
+    def select(self, index: torch.Tensor) -> "TransformerMemory":
+        """Rows ``index`` [N]; the folded products are dropped, not copied, when N rows read more
+        positions a step than are folded (beam search or sampling over a long source)."""
+        memory = self
+        if self.cross_scores is not None and index.numel() * self.cross_k.size(3) > FOLD_MAX_POSITIONS:
+            memory = replace(self, cross_scores=None, cross_score_bias=None, cross_values=None)
+        return Rows.select(memory, index)
 
 
 @dataclass(frozen=True)
@@ -55,6 +94,37 @@ class TransformerState(State):
     self_k: torch.Tensor
     self_v: torch.Tensor
     length: int
+
+
+@dataclass(frozen=True)
+class PackedState(State):
+    """The fused step's key/value cache [L, B, 2, H, capacity, d]: layers first, then hypotheses,
+    keys and values side by side; the first ``length`` positions are filled."""
+
+    cache: torch.Tensor
+    length: int
+
+    @classmethod
+    def of(cls, state: State) -> "PackedState":
+        """``state`` as a PackedState (a TransformerState's cache is copied once)."""
+        if isinstance(state, PackedState):
+            return state
+        cache = torch.stack([state.self_k, state.self_v], dim=2).transpose(0, 1).contiguous()  # [L, B, 2, H, C, d]
+        return cls(cache=cache, length=state.length)
+
+    @property
+    def self_k(self) -> torch.Tensor:
+        """The keys as ``TransformerState`` holds them, [B, L, H, capacity, d] (a view)."""
+        return self.cache[:, :, 0].transpose(0, 1)
+
+    @property
+    def self_v(self) -> torch.Tensor:
+        """The values, [B, L, H, capacity, d] (a view)."""
+        return self.cache[:, :, 1].transpose(0, 1)
+
+    def select(self, index: torch.Tensor) -> "PackedState":
+        """Hypotheses ``index`` [N]: one ``index_select`` of the cache's hypothesis dimension."""
+        return replace(self, cache=self.cache.index_select(1, index))
 
 
 def _direct(layer: nn.Module, relu: bool = False) -> Linear:
@@ -71,10 +141,11 @@ def _direct(layer: nn.Module, relu: bool = False) -> Linear:
         shape, weight, bias, eps = layer.normalized_shape, layer.weight, layer.bias, layer.eps
         return lambda x: torch.layer_norm(x, shape, weight, bias, eps)
     if isinstance(layer, nn.Linear):
-        call = lambda x: F.linear(x, layer.weight, layer.bias)  # noqa: E731
+        weight, bias = layer.weight, layer.bias  # bound once: a module's attribute lookup costs a Python call
+        call = lambda x: F.linear(x, weight, bias)  # noqa: E731
     else:
         call = layer  # int8: its module call does the input quantisation
-    return (lambda x: F.relu(call(x))) if relu else call
+    return (lambda x: call(x).relu_()) if relu else call  # in place, on the product's own output
 
 
 def _fused(*layers: nn.Linear) -> nn.Linear:
@@ -116,6 +187,17 @@ class PackedEncoder(nn.Module):
         self.cross_kv = nn.ModuleList(  # per decoder layer: keys and values of the source in one product
             _fused(layer.cross_attn.key, layer.cross_attn.value) for layer in model.decoder
         )
+        H, d, D = cfg.n_heads, self.d_head, cfg.d_model
+        cross = [layer.cross_attn for layer in model.decoder]
+        with torch.no_grad():  # the decoder's cross-attention query and output projections, split by head
+            self.register_buffer("cross_query_w", torch.stack([a.query.weight.view(H, d, D) for a in cross]) * d**-0.5,
+                                 persistent=False)  # [L, H, d, D]
+            self.register_buffer("cross_query_b", torch.stack([a.query.bias.view(H, d, 1) for a in cross]) * d**-0.5,
+                                 persistent=False)  # [L, H, d, 1]
+            self.register_buffer("cross_out_w", torch.stack([a.out.weight.t().reshape(H, d, D) for a in cross]),
+                                 persistent=False)  # [L, H, d, D]
+            self.register_buffer("cross_out_b", torch.stack([a.out.bias.view(1, 1, D) for a in cross]) / H,
+                                 persistent=False)  # [L, 1, 1, D]
         self.register_buffer("embedding", model.src_embed.weight.detach() * math.sqrt(cfg.d_model), persistent=False)
         self.register_buffer("positions", model.positions.detach().clone(), persistent=False)
         self._direct: list[dict[str, Linear]] | None = None  # bound at the first call, after packing
@@ -145,9 +227,17 @@ class PackedEncoder(nn.Module):
             x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         x = self.final_norm(x)
         kv = torch.stack([proj(x) for proj in self.cross_kv], dim=1).view(B, -1, S, 2, H, d)  # [B, L, S, 2, H, d]
-        kv = kv.permute(3, 0, 1, 4, 2, 5)  # [2, B, L, H, S, d]
-        return TransformerMemory(mask=mask, bias=bias, cross_k=kv[0].contiguous(), cross_v=kv[1].contiguous(),
-                                 self_attention=torch.stack(self_attention, dim=1))  # [B, L_enc, H, S, S]
+        keys, values = kv.permute(3, 0, 1, 4, 2, 5).contiguous()  # each [B, L, H, S, d]
+        memory = TransformerMemory(mask=mask, bias=bias, cross_k=keys, cross_v=values,
+                                   self_attention=torch.stack(self_attention, dim=1))  # [B, L_enc, H, S, S]
+        if B * S > FOLD_MAX_POSITIONS:
+            return memory
+        return replace(
+            memory,
+            cross_scores=(keys @ self.cross_query_w).permute(0, 1, 4, 2, 3).reshape(B, -1, H * d, H * S),  # [B, L, D, H*S]
+            cross_score_bias=((keys @ self.cross_query_b)[..., 0] + bias.view(B, 1, 1, S)).view(B, -1, 1, H * S),
+            cross_values=(values @ self.cross_out_w + self.cross_out_b).view(B, -1, H * S, H * d),  # [B, L, H*S, D]
+        )
 
 
 class PackedDecoderLayer(nn.Module):
@@ -159,7 +249,7 @@ class PackedDecoderLayer(nn.Module):
         self.qkv = _fused(sa.query, sa.key, sa.value)  # [3D, D]
         self.self_out, self.cross_query, self.cross_out, self.up, self.down = (
             _fused(lin) for lin in (sa.out, ca.query, ca.out, layer.ff.up, layer.ff.down)
-        )
+        )  # the cross-attention's for a memory that is not folded
         self.norms = copy.deepcopy(nn.ModuleList([layer.norm_self, layer.norm_cross, layer.norm_ff]))
 
 
@@ -188,32 +278,53 @@ class PackedDecoder(nn.Module):
         names = ("qkv", "self_out", "cross_query", "cross_out", "down")
         calls = [{name: _direct(getattr(layer, name)) for name in names} | {"up_relu": _direct(layer.up, relu=True)}
                  | dict(zip(("norm_self", "norm_cross", "norm_ff"), map(_direct, layer.norms))) for layer in self.layers]
-        return calls + [{"output": _direct(self.output), "final_norm": _direct(self.final_norm)}]
+        return calls + [{"output": _direct(self.output), "final_norm": _direct(self.final_norm),
+                         "embedding": self.embedding, "positions": self.positions}]
 
-    @torch.no_grad()
-    def step(self, memory: TransformerMemory, state: TransformerState,
-             prev_tokens: torch.Tensor) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
+    def step(self, memory: TransformerMemory, state: State,
+             prev_tokens: torch.Tensor) -> tuple[torch.Tensor, PackedState, torch.Tensor]:
         """The same contract as ``TransformerSeq2Seq.decode_step``: prev_tokens [B] ->
         log_probs [B, V], new state (cache written in place), cross-attention [B, L, H, S]."""
+        if torch.is_grad_enabled():  # decoders run without gradients already; entering no_grad at every step is Python time
+            with torch.no_grad():
+                return self._step(memory, state, prev_tokens)
+        return self._step(memory, state, prev_tokens)
+
+    def _step(self, memory: TransformerMemory, state: State,
+              prev_tokens: torch.Tensor) -> tuple[torch.Tensor, PackedState, torch.Tensor]:
+        state = PackedState.of(state)
         t = state.length
         if t >= self.max_positions:
             raise ValueError(f"sequence of {t + 1} positions exceeds max_positions={self.max_positions}")
-        keys, values = grow_cache(state.self_k, state.self_v, t)  # [B, L, H, C, d]
+        cache = state.cache if t < state.cache.size(4) else torch.cat([state.cache, torch.zeros_like(state.cache)], dim=4)
         B, H, d, D = prev_tokens.size(0), self.n_heads, self.d_head, self.d_model
-        x = self.embedding[prev_tokens] + self.positions[t]  # [B, D]
+        S = memory.cross_k.size(3)
         if self._direct is None:
             self._direct = self._bind()
-        attention = []
-        for i, f in enumerate(self._direct[:-1]):
-            q, k, v = f["qkv"](f["norm_self"](x)).view(B, 3, H, d).unbind(1)  # each [B, H, d]
-            keys[:, i, :, t], values[:, i, :, t] = k, v
-            context = F.scaled_dot_product_attention(q[:, :, None], keys[:, i, :, : t + 1], values[:, i, :, : t + 1])
-            x = x + f["self_out"](context.view(B, D))  # context [B, H, 1, d]
-            q = f["cross_query"](f["norm_cross"](x)).view(B, H, 1, d) * d**-0.5
-            weights = torch.softmax(q @ memory.cross_k[:, i].transpose(-2, -1) + memory.bias, dim=-1)  # [B, H, 1, S]
-            attention.append(weights[:, :, 0])  # [B, H, S]
-            x = x + f["cross_out"]((weights @ memory.cross_v[:, i]).view(B, D))
-            x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         out = self._direct[-1]
+        x = out["embedding"][prev_tokens] + out["positions"][t]  # [B, D]
+        slot, live = cache.select(4, t), cache.narrow(4, 0, t + 1)  # [L, B, 2, H, d], [L, B, 2, H, t+1, d]
+        folded = memory.cross_scores is not None and B * S <= FOLD_MAX_POSITIONS
+        # per layer: the scores' bias, "keys" and "values" of the source
+        cross = ((memory.cross_score_bias, memory.cross_scores, memory.cross_values) if folded  # c, A, O
+                 else (memory.bias.expand(-1, len(self.layers), -1, -1), memory.cross_k, memory.cross_v))
+        attention = []
+        for i, (f, (cross_bias, cross_keys, cross_values)) in enumerate(zip(self._direct[:-1], zip(*(c.unbind(1) for c in cross)))):
+            q, kv = f["qkv"](f["norm_self"](x)).split_with_sizes((D, 2 * D), dim=1)  # [B, D], [B, 2D]
+            slot[i].copy_(kv.view(B, 2, H, d))  # this position's keys and values
+            self_keys, self_values = live[i].unbind(1)  # each [B, H, t+1, d]
+            context = F.scaled_dot_product_attention(q.view(B, H, 1, d), self_keys, self_values)  # [B, H, 1, d]
+            x = x + f["self_out"](context.view(B, D))
+            if folded:  # cross_bias [B, 1, H*S], cross_keys [B, D, H*S], cross_values [B, H*S, D]
+                scores = torch.baddbmm(cross_bias, f["norm_cross"](x).view(B, 1, D), cross_keys)  # [B, 1, H*S]
+                weights = torch.softmax(scores.view(B, H, S), dim=-1)  # [B, H, S]
+                x = torch.baddbmm(x.view(B, 1, D), weights.view(B, 1, H * S), cross_values).view(B, D)
+            else:  # cross_bias [B, 1, S] (padding), cross_keys and cross_values [B, H, S, d]
+                q = f["cross_query"](f["norm_cross"](x)).view(B, H, 1, d) * d**-0.5
+                weights = torch.softmax(q @ cross_keys.transpose(-2, -1) + cross_bias[:, None], dim=-1)  # [B, H, 1, S]
+                x = x + f["cross_out"]((weights @ cross_values).view(B, D))
+                weights = weights.view(B, H, S)
+            attention.append(weights)
+            x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         log_probs = F.log_softmax(out["output"](out["final_norm"](x)), dim=-1)  # [B, V]
-        return log_probs, TransformerState(self_k=keys, self_v=values, length=t + 1), torch.stack(attention, dim=1)
+        return log_probs, PackedState(cache=cache, length=t + 1), torch.stack(attention, dim=1)

@@ -6,10 +6,13 @@ so the page's menus can be tested without a server.
 
 from __future__ import annotations
 
-from demo_core.card import ModelCard
+import re
+
+from demo_core.card import DataCredit, ModelCard
 from demo_core.checkpoint import ModelEntry, read_metrics
 from demo_core.pipeline import ModelRegistry
 from demo_core.report import decoding_label, headline
+from demo_core.serving.explanations import task_notice
 
 GROUPS = ("Translation", "Speech", "Summarisation", "Dates")  # the task menu's order
 UNAVAILABLE_TASK = "Unavailable models"
@@ -39,11 +42,29 @@ def task_choices(registry: ModelRegistry) -> list[tuple[str, str]]:
     return [(f"{groups[task]} › {task}" if task != UNAVAILABLE_TASK else task, task) for task in order]
 
 
+ATTENTION_NAMES = {"additive": "Bahdanau (additive)", "general": "Luong (general)", "dot": "Luong (dot)",
+                   "location-sensitive": "location-sensitive"}
+
+
+def short_name(card: ModelCard) -> str:
+    """A menu label short enough to read whole, from the model's config, e.g. "Transformer · 6+2 layers ·
+    4 heads" or "RNN · Bahdanau (additive) attention"; other architectures keep their display name."""
+    config = card.model
+    if card.architecture == "transformer" and {"enc_layers", "dec_layers", "n_heads"} <= set(config):
+        return f"Transformer · {config['enc_layers']}+{config['dec_layers']} layers · {config['n_heads']} heads"
+    attention = ATTENTION_NAMES.get(card.attention or "")
+    if card.architecture == "rnn" and attention:
+        return f"RNN · {attention} attention"
+    if card.architecture == "tacotron2-lsa":
+        return "Tacotron 2 · location-sensitive attention"
+    return card.name
+
+
 def model_label(entry: ModelEntry) -> str:
-    """Display name and architecture, or why the model cannot be used."""
+    """The model's short name (``short_name``), or why the model cannot be used."""
     if not entry.available or entry.card is None:
         return f"⚠ {entry.id} (unavailable)"
-    return f"{entry.card.name} · {entry.card.architecture}"
+    return short_name(entry.card)
 
 
 def model_choices(registry: ModelRegistry, task: str | None) -> list[tuple[str, str]]:
@@ -81,14 +102,31 @@ def example_rows(registry: ModelRegistry, model_id: str | None) -> list[list[str
     return [[text, notes[i] if i < len(notes) else ""] for i, text in enumerate(card.examples)]
 
 
+# A local file path: "./", "../" or "/" or a folder name first, folders without dots (so no web
+# address or fraction matches), a file name with an extension last; group 1 is the file name.
+_PATH = re.compile(r"(?<![\w./:])(?:\.{1,2}/|/)?(?:(?:\.\.|[\w-]+)/)+([\w-]+(?:\.\w+)+)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every file path cut to its file name ("../shared/data/x/cmn.txt.gz" → "cmn.txt.gz")."""
+    return _PATH.sub(lambda m: m[1], text)
+
+
+def credit_line(data: DataCredit) -> str:
+    """One data set's credit as its SOURCE.md asks: name, licence, attribution; never a local path."""
+    parts = [without_paths(part).strip().rstrip(".") for part in (data.name, data.licence, data.attribution)]
+    return ". ".join(p for p in parts if p) + "."
+
+
 def attributions(registry: ModelRegistry) -> list[str]:
-    """The data attribution of every installed model, each once."""
-    found = (e.card.data.attribution for e in registry.entries.values() if e.card and e.card.data)
-    return list(dict.fromkeys(a for a in found if a))
+    """The credit line (``credit_line``) of every installed model's training data, each once."""
+    found = (credit_line(e.card.data) for e in registry.entries.values() if e.card and e.card.data)
+    return list(dict.fromkeys(found))
 
 
 def model_summary(registry: ModelRegistry, model_id: str | None) -> str:
-    """Markdown card: what the model is, how well it scores, where its data comes from."""
+    """Markdown card: what the model is, how well it scores, what text it knows (``task_notice``),
+    where its data comes from."""
     entry = registry.entries.get(model_id or "")
     if entry is None:
         return "No model found under `checkpoints/`."
@@ -108,8 +146,11 @@ def model_summary(registry: ModelRegistry, model_id: str | None) -> str:
             facts.append(f"{headline(values)} ({values.get('split', split)}, {decoding_label(values)})")
             break
     lines = [f"**{card.name}**: {card.description}", " · ".join(facts)]
+    notice = task_notice(card)  # summarisation: image captions only
+    if notice:
+        lines.append(notice)
     if card.data:
-        lines.append(f"<small>Data: {card.data.name}. {card.data.licence}</small>")
+        lines.append(f"<small>Data: {without_paths(card.data.name)}. {card.data.licence}</small>")
     return "\n\n".join(lines)
 
 

@@ -6,6 +6,8 @@ card's attention kind, so a new model gets the right equations from its ``config
 
 from __future__ import annotations
 
+import re
+
 from demo_core.card import ModelCard
 
 READING = """
@@ -138,6 +140,22 @@ The context $a_t$ and $s_t$ predict the next frames $y_t$ and the stop probabili
 $\\sigma(w^\\top [s_t; a_t])$; training adds a *guided-attention* loss (Tachibana et al., 2018) that
 charges weight far from the diagonal, so the staircase forms within a few epochs.
 """
+
+
+NOTICES = {  # task -> what the page says above the input: what the model was trained to read
+    "summarisation": ("**Trained on image captions.** This model learned to shorten one English sentence that "
+                      "describes a photo (its training data: {data}). Give it a description of a picture; other text (news, a story, "
+                      "several sentences, a question) gets a caption-like answer that may have nothing to do with it."),
+}
+
+
+def task_notice(card: ModelCard | None) -> str | None:
+    """Markdown saying what kind of text the model was trained on, for tasks where that is narrower
+    than the task's name suggests (summarisation: image captions only); None for the others."""
+    if card is None or card.task not in NOTICES:
+        return None
+    data = re.split(r"\s*[(:;]", card.data.name)[0] if card.data else "image captions"  # the name without its details
+    return NOTICES[card.task].format(data=data)
 
 
 def explanation(card: ModelCard | None) -> str:

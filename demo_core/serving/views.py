@@ -7,21 +7,25 @@ selector never breaks a redraw.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
 import torch
 
+from demo_core.decoding import Hypothesis
 from demo_core.decoding.config import STRATEGY_LABELS
 from demo_core.figures import confidence_strip, heads_grid, layer_heads, view_title, weights_heatmap
 from demo_core.pipeline import DecodeResult
+from demo_core.text.labels import piece_note
 
 AVERAGE_HEADS = -1  # head selector value meaning "average of heads"
 ALL_HEADS = -2  # head selector value meaning "every head of the layer, as a grid"
 CROSS, ENCODER = "cross", "encoder"  # the two attention views
 VIEW_LABELS = {CROSS: "Cross-attention (output × source)", ENCODER: "Encoder self-attention (source × source)"}
-NO_ENCODER_ATTENTION = ("<small>Encoder self-attention: none for this model. A recurrent encoder reads the "
-                        "source token by token; it has no attention between source tokens.</small>")
+COMPARE_SCORES = ("The score is the sum of the output tokens' log-probabilities (closer to 0 is more likely). "
+                  "*Per token* divides it by the number of output tokens, the same way for every strategy, so the "
+                  "two sides compare; beam search ranks its hypotheses by a *length-penalised* score, shown beside it.")
 
 
 def selected(value: Any, default: int) -> int:
@@ -70,6 +74,40 @@ def view_choices(result: DecodeResult, view: Any = CROSS) -> tuple[list[tuple[st
     return layer_choices, head_choices + [(f"head {i + 1}", i) for i in range(heads)]
 
 
+@dataclass(frozen=True)
+class Menus:
+    """The attention selectors of a result: each menu's choices, or None when there is nothing to
+    choose (an RNN has one view, one layer and one head), with the values a first picture uses."""
+
+    views: list[tuple[str, str]] | None
+    layers: list[tuple[str, int]] | None
+    heads: list[tuple[str, int]] | None
+    layer: int  # the last layer
+    head: int = AVERAGE_HEADS
+
+
+def menus(result: DecodeResult, view: Any = CROSS) -> Menus:
+    """Which selectors the page shows for ``view`` of ``result``: only those with more than one choice."""
+    view = ENCODER if view == ENCODER and result.encoder_attention is not None else CROSS
+    layer_choices, head_choices = view_choices(result, view)
+    return Menus(
+        views=[(label, key) for key, label in VIEW_LABELS.items()] if result.encoder_attention is not None else None,
+        layers=layer_choices if len(layer_choices) > 1 else None,
+        heads=head_choices if len(head_choices) > 3 else None,  # beyond average and grid: two heads or more
+        layer=layer_choices[-1][1],
+    )
+
+
+def pieces_note(result: DecodeResult) -> str | None:
+    """What the tokenizer artefacts in ``result``'s pieces mean (a lone ▁ shown as ␣, byte pieces), or None."""
+    return piece_note(result.source_pieces, *(h.pieces for h in result.hypotheses))
+
+
+def per_token(hyp: Hypothesis) -> float:
+    """The mean log-probability of ``hyp``'s tokens: one scale for every strategy (beam's normalised score is not)."""
+    return hyp.score / max(len(hyp.token_logprobs), 1)
+
+
 def attention_figure(result: DecodeResult, index: Any = 0, layer: Any = None, head: Any = AVERAGE_HEADS,
                      view: Any = CROSS) -> go.Figure:
     """Heatmap of one layer's head, head average or grid of every head, titled with what it shows.
@@ -94,16 +132,31 @@ def attention_figure(result: DecodeResult, index: Any = 0, layer: Any = None, he
     return weights_heatmap(weights, row_pieces, col_pieces, title, *names)
 
 
-def summary(result: DecodeResult, compared: bool = False) -> str:
-    """One line on what was run: strategy, token counts, time; for the Compare view, the model
-    and the best output's scores instead of the hypothesis count."""
+def scores(result: DecodeResult) -> str:
+    """The best output's scores for Compare: log-prob and per-token mean for every strategy, and
+    the length-penalised score beam search ranks by, named as such."""
     best = result.best
-    strategy = STRATEGY_LABELS[result.config.strategy]
+    text = f"score {best.score:.2f} ({per_token(best):.2f} per token"
+    if result.config.strategy == "beam":
+        text += f"; length-penalised {best.normalized_score:.2f}, what beam search ranks by"
+    return text + ")"
+
+
+def summary(result: DecodeResult, compared: bool = False) -> str:
+    """One line on what was run: strategy (and a sampling run's seed), token counts, time; for the
+    Compare view, the model and the best output's scores instead of the hypothesis count."""
+    best = result.best
+    cfg = result.config
+    strategy = STRATEGY_LABELS[cfg.strategy]
     parts = [f"**{result.model_id}** · {strategy}" if compared else f"**{strategy}**"]
+    if cfg.strategy == "sample" and cfg.seed is not None:
+        parts.append(f"seed {cfg.seed}")
     if compared:
-        parts.append(f"score {best.score:.2f} (normalised {best.normalized_score:.2f})")
+        parts.append(scores(result))
     elif len(result.hypotheses) > 1:
-        parts.append(f"{len(result.hypotheses)} {'samples' if result.config.strategy == 'sample' else 'hypotheses'}")
+        sampled = cfg.strategy == "sample"
+        parts.append(f"{len(result.hypotheses)} samples, the most likely shown" if sampled else
+                     f"{len(result.hypotheses)} hypotheses")
     parts += [f"{len(result.source_pieces)} source → {len(best.pieces)} output tokens", f"{result.elapsed_ms:.0f} ms"]
     if not best.finished:
         parts.append("cut at the length limit")

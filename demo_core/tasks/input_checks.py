@@ -1,9 +1,11 @@
 """Task-specific input checks: what a model can read, said before it reads something else.
 
 Translation, summarisation and date models take any text (a German sentence sent to the Chinese
-model still gets an output: that is instructive). The pronunciation model was trained on single
-dictionary words spelled with letters and apostrophes, so a phrase, digits or punctuation get a
-message saying what to type instead of a confident pronunciation of something it never saw.
+model still gets an output: that is instructive), but ``input_warnings`` says so when the text
+looks like another language than the model reads, or (summarisation) unlike the image captions
+it was trained on. The pronunciation model was trained on single dictionary words spelled with
+letters and apostrophes, so a phrase, digits or punctuation get a message saying what to type
+instead of a confident pronunciation of something it never saw.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import calendar
 import re
 import unicodedata
 from functools import lru_cache
+
+from demo_core.tasks.input_language import LANGUAGES, language_mismatch, language_of
 
 DATES = "normalisation"  # the dates model's task name in its card
 G2P_MAX_LETTERS = 30  # the longest CMUdict training word has 22 letters
@@ -30,7 +34,9 @@ def input_problem(task: str, text: str) -> str | None:
             return f"that word has {len(word)} letters; the pronunciation model takes at most {G2P_MAX_LETTERS}"
         return None
     if any(ch.isspace() for ch in word):
-        return "the pronunciation model reads one English word at a time: type a single word, e.g. \"knight\""
+        language = language_of(word)
+        seen = f"this looks like {language}; " if language and language != "English" else ""
+        return f"{seen}the pronunciation model reads one English word at a time: type a single word, e.g. \"knight\""
     if any(ch.isdigit() for ch in word):
         return "the pronunciation model reads letters, not digits: spell the number out, e.g. \"seven\""
     odd = sorted({ch for ch in word if not (ch.isascii() and (ch.isalpha() or ch == "'"))})
@@ -116,3 +122,42 @@ def output_problem(task: str, text: str) -> str | None:
         return f"the output {text!r} is not a date in the form YYYY-MM-DD"
     problem = _calendar_problem(int(m[1]), int(m[2]), int(m[3]))
     return f"the output {text} is not a real date: {problem}" if problem else None
+
+
+# ---- warnings: the model still runs, but the page says why its output may be nonsense ---------
+
+SUMMARISATION = "summarisation"
+CAPTION_MAX_WORDS = 80  # the summariser's training inputs (Multi30k task 2 captions 1, 2): median 17 words, longest 78
+_SENTENCE_END = re.compile(r"(?<=[a-z]{2})[.!?]+(?=\s+[A-Z])")  # "J.P. Morgan" and "now ... what" do not end one
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]")  # a sign's text inside a caption is not the caption
+_VERBS = {"translation": "translates {}", SUMMARISATION: "summarises {}", "g2p": "reads {} words"}
+
+
+def input_warnings(task: str, source_lang: str, model_id: str, text: str) -> list[str]:
+    """Why the output for ``text`` may be nonsense although the model reads it: another language
+    than ``source_lang``, or (summarisation) text unlike the image captions the model knows."""
+    warnings = []
+    looks = None if task == DATES else language_mismatch(text, source_lang)
+    if looks:
+        reads = _VERBS.get(task, "reads {}").format(LANGUAGES.get(source_lang, source_lang))
+        warnings.append(f"{looks}, but {model_id} {reads}: the output may be nonsense")
+    if task == SUMMARISATION:
+        warnings += caption_problems(text)
+    return warnings
+
+
+def caption_problems(text: str) -> list[str]:
+    """How ``text`` differs from a one-sentence picture description (the summarisation model's training inputs)."""
+    words = len(text.split())
+    problems = []
+    if words > CAPTION_MAX_WORDS:
+        problems.append(f"this is {words} words long; the summariser learned from one-sentence picture captions "
+                        f"(typically 17 words, never more than 78), so expect it to lose the thread")
+    text = _QUOTED.sub("\"\"", text)
+    sentences = len(_SENTENCE_END.findall(text.strip())) + 1
+    if sentences > 1:
+        problems.append(f"this has {sentences} sentences; the summariser learned to shorten one sentence that "
+                        "describes a picture, so it will not summarise a text")
+    elif "?" in text:
+        problems.append("this is a question; the summariser learned to shorten descriptions of a picture")
+    return problems

@@ -2,7 +2,9 @@
 
 The model speaks ARPAbet because CMUdict does; the app can show both. Stress digits are
 optional (the g014b2b split has none): ``1``/``2`` become ``ˈ``/``ˌ`` placed just before the
-vowel (a simplification: a dictionary would put it before the syllable onset).
+vowel (a simplification: a dictionary would put it before the syllable onset). A symbol that is
+not an ARPAbet phone (a model can write one) is kept in angle brackets, ``⟨7⟩``, so it reads as
+"not a sound" instead of passing for IPA; ``unknown_phones`` lists them for a note.
 """
 
 from __future__ import annotations
@@ -25,14 +27,28 @@ VOWELS = frozenset(phone for phone, _, _ in _ROWS[:15])
 # Unstressed (or unmarked) AH and ER are reduced vowels in almost every CMUdict entry.
 _REDUCED = {"AH": "ə", "ER": "ɚ"}
 _STRESS_MARK = {"1": "ˈ", "2": "ˌ"}
+UNKNOWN = "⟨{}⟩"  # how a symbol without an IPA value is shown
+
+
+def is_phone(phone: str) -> bool:
+    """True for an ARPAbet phone with or without a stress digit (``AH0``, ``th``)."""
+    phone = phone.upper()
+    return (phone[:-1] if phone[-1:] in ("0", "1", "2") else phone) in ARPABET_TO_IPA
+
+
+def unknown_phones(phones: str | list[str]) -> list[str]:
+    """The symbols of ``phones`` that are not ARPAbet phones, each once, in order."""
+    if isinstance(phones, str):
+        phones = phones.split()
+    return list(dict.fromkeys(p for p in phones if not is_phone(p)))
 
 
 def phone_to_ipa(phone: str) -> str:
-    """One ARPAbet phone (``AH0``, ``TH``, case-insensitive) as IPA; unknown phones come back as ``?phone``."""
+    """One ARPAbet phone (``AH0``, ``TH``, case-insensitive) as IPA; any other symbol comes back as ``⟨symbol⟩``."""
+    if not is_phone(phone):
+        return UNKNOWN.format(phone)
     phone = phone.upper()
     base, stress = (phone[:-1], phone[-1]) if phone[-1:].isdigit() else (phone, "")
-    if base not in ARPABET_TO_IPA:
-        return f"?{phone}"
     ipa = _REDUCED[base] if base in _REDUCED and stress in ("", "0") else ARPABET_TO_IPA[base]
     return _STRESS_MARK.get(stress, "") + ipa
 

@@ -1,0 +1,126 @@
+"""Memory soak: many API calls of mixed models and strategies, and the server's memory before and after.
+
+Run from the repository root: ``python benchmarks/soak.py [--calls 1000] [--warmup 150] [--clients 2]``.
+It starts ``python app.py`` on a free port and sends raw HTTP calls (each one a new Gradio
+session, as a script without ``gradio_client`` makes): ``/generate`` on every text model with
+greedy, beam 5 (n-best 5) and sampling (4 samples), each ``attention`` value now and then,
+``/compare``, bad input that must be refused, and (with ``--speech``) ``/synthesize``. The warm-up
+loads every model and fills Gradio's per-session store; the server's RSS is read after it,
+every 100 calls and at the end. Goal: at most 50 MB of growth from the warm-up to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.http_api import Api, app_server, rss_mb  # noqa: E402
+
+GOAL_MB = 50.0
+STRATEGIES = {"greedy": {}, "beam": {"beam_size": 5, "n_best": 5}, "sample": {"num_samples": 4}}
+
+
+def models_and_inputs() -> dict[str, tuple[str, list[str]]]:
+    """Every servable model: id -> (its task, its card's examples)."""
+    from demo_core.pipeline import ModelRegistry
+
+    registry = ModelRegistry()
+    return {m: (registry.entries[m].card.task, list(registry.entries[m].card.examples)) for m in registry.available()}
+
+
+def plan(calls: int, models: dict[str, tuple[str, list[str]]], speech: bool, seed: int = 0) -> list[tuple[str, dict]]:
+    """``calls`` (endpoint, parameters) pairs: mostly /generate over every text model and strategy."""
+    rng = random.Random(seed)
+    text_models = [m for m, (task, _) in models.items() if task != "tts"]
+    speech_models = [m for m, (task, _) in models.items() if task == "tts"] if speech else []
+    translation = [m for m in text_models if models[m][0] == "translation"]
+    out: list[tuple[str, dict]] = []
+    for i in range(calls):
+        model = text_models[i % len(text_models)]
+        strategy = list(STRATEGIES)[(i // len(text_models)) % len(STRATEGIES)]
+        params: dict[str, Any] = {"text": rng.choice(models[model][1]), "model": model, "strategy": strategy,
+                                  **STRATEGIES[strategy]}
+        if strategy == "sample":
+            params["seed"] = rng.randrange(1000)
+        if i % 7 == 3:
+            params["attention"] = rng.choice(["all", "none"])
+        if i % 10 == 9 and translation:  # one in ten compares two translation models reading the same language
+            a = rng.choice(translation)
+            b = rng.choice([m for m in translation if models[m][1] and m.split("-")[0] == a.split("-")[0]])
+            out.append(("/compare", {"text": rng.choice(models[a][1]), "model_a": a, "strategy_a": "greedy",
+                                     "model_b": b, "strategy_b": "beam"}))
+        elif i % 25 == 12:  # refused: the server must answer with a message and keep nothing
+            out.append(("/generate", {"text": "", "model": model}))
+        elif speech_models and i % 50 == 25:
+            out.append(("/synthesize", {"text": "The cat sat on the mat.", "model": speech_models[0]}))
+        else:
+            out.append(("/generate", params))
+    return out
+
+
+def run(api: Api, calls: list[tuple[str, dict]], clients: int) -> tuple[list[float], int, int]:
+    """Send ``calls`` from ``clients`` threads: (seconds per call, unexpected errors, expected refusals)."""
+    def one(call: tuple[str, dict]) -> tuple[float, bool, bool]:
+        endpoint, params = call
+        reply = api.call(endpoint, **params)
+        expected_refusal = params.get("text") == ""
+        if reply.ok == expected_refusal:
+            print(f"  unexpected: {endpoint} {params.get('model', '')} {params.get('strategy', '')}: {reply.error}", flush=True)
+        return reply.seconds, reply.ok == expected_refusal, not reply.ok and expected_refusal
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, calls))
+    return [r[0] for r in results], sum(r[1] for r in results), sum(r[2] for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--clients", type=int, default=2, help="concurrent clients (the app decodes 2 at once)")
+    parser.add_argument("--speech", action="store_true", help="also call /synthesize (the speech model), 1 call in 50")
+    parser.add_argument("--log", type=Path, default=None, help="write the server's output to this file")
+    args = parser.parse_args()
+    models = models_and_inputs()
+    calls = plan(args.warmup + args.calls, models, args.speech)
+    counts: dict[str, int] = {}
+    for endpoint, params in calls[args.warmup:]:
+        key = endpoint if endpoint != "/generate" else f"/generate {params.get('strategy', 'refused')}"
+        counts[key] = counts.get(key, 0) + 1
+    print(f"{len(models)} models; {args.calls} calls after {args.warmup} warm-up calls, {args.clients} client(s): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    with app_server(log=args.log) as (url, pid):
+        api = Api(url)
+        start_mb = rss_mb(pid)
+        run(api, calls[: args.warmup], args.clients)
+        warm_mb = rss_mb(pid)
+        print(f"RSS: {start_mb:.0f} MB when ready, {warm_mb:.0f} MB after warm-up")
+        seconds: list[float] = []
+        errors = refusals = 0
+        started = time.perf_counter()
+        for i in range(args.warmup, len(calls), 100):
+            took, bad, refused = run(api, calls[i : i + 100], args.clients)
+            seconds += took
+            errors += bad
+            refusals += refused
+            print(f"  after {i - args.warmup + len(took):5d} calls: RSS {rss_mb(pid):6.0f} MB")
+        end_mb = rss_mb(pid)
+        wall = time.perf_counter() - started
+    growth = end_mb - warm_mb
+    print(f"RSS growth after warm-up: {growth:+.1f} MB over {len(seconds)} calls ({end_mb:.0f} MB at the end); "
+          f"goal <= {GOAL_MB:.0f} MB: {'ok' if growth <= GOAL_MB else 'over'}")
+    print(f"unexpected errors {errors}, refusals as expected {refusals}; {wall:.0f} s, median call "
+          f"{statistics.median(seconds) * 1000:.0f} ms, slowest {max(seconds) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

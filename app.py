@@ -58,7 +58,8 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": 
 # on a machine without CJK fonts; the family is a plain string (a gr.themes.Font here breaks launch with analytics on).
 gr.set_static_paths(paths=[fonts.STATIC_DIR])
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky", neutral_hue="slate",
-                       font=(gr.themes.LocalFont("Montserrat"), fonts.CJK_FAMILY_CSS, "ui-sans-serif", "system-ui", "sans-serif"))
+                       font=(fonts.CJK_FAMILY_CSS, "ui-sans-serif", "system-ui", "sans-serif"),
+                       font_mono=("ui-monospace", "Consolas", "monospace"))  # nothing fetched from outside
 CSS = fonts.font_face_css() + """
 .gradio-container { max-width: 1400px !important; }
 #title h1 { margin-bottom: 0; }

@@ -375,6 +375,7 @@ class Page:
         """The viewer's value; with the lab open (``lab`` = the page's lab state) it carries the step data too, and
         with ``cubes`` every hypothesis, layer and head (so the menus redraw in the browser)."""
         doc = attention_view.payload(result, index, layer, head, view)
+        doc["labAvailable"] = True  # this viewer's page answers the lab's events (Compare's viewers do not)
         if cubes:
             doc["cubes"] = attention_view.cubes(result)
         if lab and lab.get("open") and doc["view"] == views.CROSS:

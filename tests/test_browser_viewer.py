@@ -326,3 +326,11 @@ def test_input_in_the_wrong_language_runs_with_a_visible_warning(page):
     run(page, "A man is riding a bicycle over the bridge and the children are playing.")
     page.wait_for_function("() => document.querySelector('#summary')?.innerText.includes('looks like English')")
     assert page.locator("#output-text textarea").input_value()
+
+
+def test_compare_viewers_offer_no_step_through(page):
+    """Compare's heatmaps have no lab behind them, so they show no "Step through" button (no dead control)."""
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_selector("#heatmap-b .av-matrix")
+    assert page.locator("#heatmap-a .av-lab-toggle, #heatmap-b .av-lab-toggle").count() == 0
+    assert page.locator("#heatmap .av-lab-toggle").count() == 1

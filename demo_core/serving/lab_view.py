@@ -131,7 +131,7 @@ def path_document(lab: DecodeLab, result: DecodeResult, node: int, layer: Any, h
         raise InputError(f"node {node} is not a token of this beam tree")
     path = beam_view.node_path(lab.translator, result, node, lab.replay())
     doc = attention_view.path_payload(result, node, path.pieces, path.attention, layer, head)
-    doc["lab"] = lab_document(lab, result, 0, cfg)
+    doc["lab"], doc["labAvailable"] = lab_document(lab, result, 0, cfg), True
     return doc
 
 

@@ -164,7 +164,7 @@ function toolbar(d) {
     `<button type="button" class="av-btn av-fit" aria-pressed="${st.fit}" title="Fit the columns to the width, or draw each at full size and scroll">${st.fit ? "Fit width" : "Actual size"}</button>` +
     `<label class="av-check"><input type="checkbox" class="av-numbers" ${st.numbers ? "checked" : ""}> numbers</label>` +
     (single ? `<label class="av-check"><input type="checkbox" class="av-lines-on" ${st.lines ? "checked" : ""}> token lines</label>` : "") +
-    (d.view === "cross" && single && (d.probs || d.lab) ? `<button type="button" class="av-btn av-lab-toggle" aria-pressed="${st.lab}" ` +
+    (d.view === "cross" && single && d.labAvailable && (d.probs || d.lab) ? `<button type="button" class="av-btn av-lab-toggle" aria-pressed="${st.lab}" ` +
       `title="Step through the decode: each step's attention, next-token distribution and (beam search) the tree">` +
       `${st.lab ? "▾ Step through" : "▸ Step through"}</button>` : "") +
     `<span class="av-export">Download <button type="button" class="av-btn" data-export="csv">CSV</button>` +

@@ -13,7 +13,7 @@ const ACTUAL_CELL = 30;   // px per column in "actual size"
 const MAX_LABEL = 150;    // px: longer column labels are cut with an ellipsis (the tooltip shows them whole)
 const LINE_GAP = 22;      // px between tokens in the token-lines view
 const st = {sel: null, pinned: false, fit: true, numbers: false, lines: true, step: null,
-            lab: false, node: null, alpha: null, expanded: new Set()};  // lab: the step-through panel is open
+            lab: false, node: null, alpha: null, expanded: new Set(), word: ""};  // word: typed, kept across redraws  // lab: the step-through panel is open
 let doc = null;           // the parsed value
 let geo = null;           // the main heatmap's layout, for pointer hit tests
 const measure = document.createElement("canvas").getContext("2d");
@@ -214,6 +214,7 @@ function pick(index, layer, head) {
 })();
 function render() {
   const h = host();
+  const typing = document.activeElement && document.activeElement.classList.contains("av-word") && h.contains(document.activeElement);
   if (!doc || !doc.panels || !doc.panels.length) { h.innerHTML = ""; geo = null; return; }
   const theme = dark() ? "dark" : "light", ink = "currentColor";
   if (st.sel && (st.sel.r >= doc.rows.length || st.sel.c >= doc.cols.length)) { st.sel = null; st.pinned = false; }
@@ -253,6 +254,8 @@ function render() {
   h.dataset.rows = doc.rows.length;
   h.dataset.cols = doc.cols.length;
   highlight();
+  const word = typing && h.querySelector(".av-word");
+  if (word) { word.focus(); word.setSelectionRange(word.value.length, word.value.length); }  // a redraw never eats typing
 }
 
 // ---- selection: one state for the heatmap, the token lines and the tooltip -----------------------
@@ -376,7 +379,7 @@ function labHTML() {
       `<td><button type="button" class="av-btn av-branch" data-token="${id}" title="force this token at step ${t + 1} and decode the rest again">↪ branch</button></td></tr>`).join("") +
     `</tbody></table></div>`;
   h += `<div class="av-branch-word"><label>Or force a word at step ${t + 1}: <input type="text" class="av-word" maxlength="60" ` +
-    `placeholder="a word in the output language"></label> <button type="button" class="av-btn av-branch-go">↪ branch</button></div>`;
+    `placeholder="a word in the output language" value="${esc(st.word)}"></label> <button type="button" class="av-btn av-branch-go">↪ branch</button></div>`;
   if (L.beams && L.beams[t]) h += beamsHTML(L.beams[t], t);
   if (L.tree) h += treeHTML(L.tree);
   return h;
@@ -452,9 +455,9 @@ function branchHTML(d) {  // a branch's picture opens with both outputs, the dif
 function renderLab() {  // a new step: the panel and the highlights only, not the whole picture
   const box = host().querySelector(".av-lab");
   if (!box) return render();
-  const focus = document.activeElement && document.activeElement.classList.contains("av-step-range");
+  const focus = document.activeElement && [...document.activeElement.classList].find(c => c === "av-step-range" || c === "av-word");
   box.innerHTML = labHTML();
-  if (focus) box.querySelector(".av-step-range").focus();
+  if (focus) box.querySelector("." + focus).focus();
   highlight();
 }
 function goTo(t) {
@@ -560,7 +563,7 @@ element.addEventListener("click", ev => {
   const br = ev.target.closest(".av-branch");
   if (br) { trigger("branch", {step: st.step + 1, token: +br.dataset.token}); return; }
   if (ev.target.closest(".av-branch-go")) {
-    const word = host().querySelector(".av-word").value;
+    const word = st.word = host().querySelector(".av-word").value;
     trigger("branch", {step: st.step + 1, word}); return;
   }
   if (ev.target.closest(".av-lab")) return;
@@ -569,6 +572,7 @@ element.addEventListener("click", ev => {
   if (t) choose(t, true);
 });
 element.addEventListener("input", ev => {
+  if (ev.target.classList.contains("av-word")) st.word = ev.target.value;
   if (ev.target.classList.contains("av-step-range")) goTo(+ev.target.value - 1);
   if (ev.target.classList.contains("av-alpha-range")) { st.alpha = +ev.target.value; renderLab(); }
 });

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from demo_core.figures import layer_heads, view_title
 from demo_core.pipeline import DecodeResult
-from demo_core.serving.views import ALL_HEADS, AVERAGE_HEADS, CROSS, ENCODER, pieces_note, selected, view_attention
+from demo_core.serving.views import ALL_HEADS, AVERAGE_HEADS, CROSS, ENCODER, choose, pieces_note, selected, view_attention
 from demo_core.text.labels import piece_label, piece_labels
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -105,19 +104,12 @@ def document(result: DecodeResult, attention: Any, row_pieces: list[str], col_pi
              view: str, probs: list[float] | None, alternatives: list | None, about: dict[str, Any]) -> dict[str, Any]:
     """The viewer's document for attention [rows, L, H, cols] with its labels (see ``payload``)."""
     _, layers, heads, _ = attention.shape
-    chosen_layer = selected(layer, layers - 1)
-    chosen_layer = chosen_layer if 0 <= chosen_layer < layers else layers - 1
-    chosen_head = selected(head, AVERAGE_HEADS)
-    per_head = layer_heads(attention, chosen_layer)  # [H, rows, cols]
-    kind = "Encoder self-attention" if view == ENCODER else "Cross-attention"
-    if chosen_head == ALL_HEADS and heads > 1:
+    chosen_layer, head_value, per_head, title = choose(attention, view, layer, head)  # per_head [H, rows, cols]
+    if head_value == ALL_HEADS:
         panels = [{"label": f"head {h + 1}", "weights": _rounded(per_head[h])} for h in range(heads)]
-        title, head_value = view_title(kind, chosen_layer, layers, None, heads, grid=True), ALL_HEADS
     else:
-        head_value = chosen_head if 0 <= chosen_head < heads else AVERAGE_HEADS
         weights = per_head.mean(axis=0) if head_value == AVERAGE_HEADS else per_head[head_value]
         panels = [{"label": "", "weights": _rounded(weights)}]
-        title = view_title(kind, chosen_layer, layers, None if head_value == AVERAGE_HEADS else head_value, heads)
     cross = view == CROSS
     return {
         "view": view,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 
@@ -108,6 +109,23 @@ def per_token(hyp: Hypothesis) -> float:
     return hyp.score / max(len(hyp.token_logprobs), 1)
 
 
+def choose(attention: torch.Tensor, view: str, layer: Any, head: Any) -> tuple[int, int, np.ndarray, str]:
+    """What a layer and head selector ask of attention [rows, L, H, cols]: the layer, the head (a head,
+    ``AVERAGE_HEADS`` or ``ALL_HEADS``; out of range: the average), that layer's heads [H, rows, cols] and the title."""
+    _, layers, heads, _ = attention.shape
+    chosen_layer = selected(layer, layers - 1)
+    chosen_layer = chosen_layer if 0 <= chosen_layer < layers else layers - 1
+    chosen_head = selected(head, AVERAGE_HEADS)
+    if not (chosen_head == ALL_HEADS and heads > 1) and not 0 <= chosen_head < heads:
+        chosen_head = AVERAGE_HEADS
+    kind = "Encoder self-attention" if view == ENCODER else "Cross-attention"
+    if chosen_head == ALL_HEADS:
+        title = view_title(kind, chosen_layer, layers, None, heads, grid=True)
+    else:
+        title = view_title(kind, chosen_layer, layers, None if chosen_head == AVERAGE_HEADS else chosen_head, heads)
+    return chosen_layer, chosen_head, layer_heads(attention, chosen_layer), title
+
+
 def attention_figure(result: DecodeResult, index: Any = 0, layer: Any = None, head: Any = AVERAGE_HEADS,
                      view: Any = CROSS) -> go.Figure:
     """Heatmap of one layer's head, head average or grid of every head, titled with what it shows.
@@ -116,19 +134,11 @@ def attention_figure(result: DecodeResult, index: Any = 0, layer: Any = None, he
     """
     view = ENCODER if view == ENCODER and result.encoder_attention is not None else CROSS
     attention, row_pieces, col_pieces = view_attention(result, view, selected(index, 0))
-    _, layers, heads, _ = attention.shape
-    chosen_layer = selected(layer, layers - 1)
-    chosen_layer = chosen_layer if 0 <= chosen_layer < layers else layers - 1
-    chosen_head = selected(head, AVERAGE_HEADS)
-    per_head = layer_heads(attention, chosen_layer)  # [H, rows, cols]
-    kind = "Encoder self-attention" if view == ENCODER else "Cross-attention"
+    _, chosen_head, per_head, title = choose(attention, view, layer, head)  # per_head [H, rows, cols]
     names = ("query", "key") if view == ENCODER else ("output", "source")
-    if chosen_head == ALL_HEADS and heads > 1:
-        title = view_title(kind, chosen_layer, layers, None, heads, grid=True)
+    if chosen_head == ALL_HEADS:
         return heads_grid(per_head, row_pieces, col_pieces, title, *names)
-    chosen_head = chosen_head if 0 <= chosen_head < heads else None
-    weights = per_head.mean(axis=0) if chosen_head is None else per_head[chosen_head]
-    title = view_title(kind, chosen_layer, layers, chosen_head, heads)
+    weights = per_head.mean(axis=0) if chosen_head == AVERAGE_HEADS else per_head[chosen_head]
     return weights_heatmap(weights, row_pieces, col_pieces, title, *names)
 
 

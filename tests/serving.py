@@ -24,6 +24,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never ``playwright install``
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright; closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @contextmanager
 def serving(demo: gr.Blocks) -> Iterator[str]:
     """Launch ``demo`` (as ``app.launch`` does: theme and CSS) on a free local port; yields its URL, closes it after."""

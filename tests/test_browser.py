@@ -24,12 +24,9 @@ from demo_core.pipeline import ModelRegistry
 from demo_core.serving import catalogue, pronunciation, views
 from demo_core.serving.requests import COMPARE_SHARED, compare_options, compare_request, decode_defaults, decode_request
 from demo_core.text.labels import piece_labels
-from tests.serving import demo_for, serving
+from tests.serving import CHROMIUM, chromium, demo_for, serving
 from tests.tiny import save_tiny_model, tiny_rnn
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 WRITE_SCREENSHOT = os.environ.get("S2S_WRITE_SCREENSHOT") == "1"
 SENTENCE = "Drei Kinder laufen mit einem Hund über die Wiese."
@@ -109,12 +106,8 @@ def url(registry):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture()

@@ -22,10 +22,8 @@ from demo_core.serving import catalogue
 from demo_core.serving.attention_view import contrast
 from demo_core.serving.requests import COMPARE_SHARED, compare_options, compare_request, decode_defaults, decode_request
 from demo_core.text.labels import piece_labels
-from tests.serving import demo_for, serving
+from tests.serving import CHROMIUM, chromium, demo_for, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 REGISTRY = ModelRegistry()
 MODELS = REGISTRY.available()
 DEFAULT = catalogue.default_model(REGISTRY) if MODELS else None
@@ -48,12 +46,8 @@ def url():
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 def open_page(browser, url, width=1400, height=900, theme="light", touch=False):

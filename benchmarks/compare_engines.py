@@ -104,6 +104,9 @@ class WithoutAttention:
         log_probs, state, attention = self.model.decode_step(memory, state, prev_tokens)
         return log_probs, state, attention[:, :0]  # [B, 0, H, S]
 
+    def greedy_trace(self, memory, first: torch.Tensor, limit: int, k: int):  # noqa: ANN001, ANN201
+        return self.model.greedy_trace(memory, first, limit, k, record=False)  # [T, B, 0, H, S]
+
 
 def load_ours(weights: str) -> tuple[Translator, torch.nn.Module, torch.nn.Module]:
     """The shipped translator, and its served form (``weights``) as it is and with EOS suppressed."""

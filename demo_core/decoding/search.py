@@ -56,8 +56,34 @@ def greedy_search(
     ``memory`` is ``model.encode(src)`` when the caller already has it (every decoder takes it).
     """
     memory = memory if memory is not None else model.encode(src)
+    trace = getattr(model, "greedy_trace", None)
+    if trace is not None and not cfg.uses_history and not prefix:  # the whole loop in one call, where the model has one
+        traced = trace(memory, torch.full((src.size(0),), BOS_ID, dtype=torch.long), cfg.output_limit(src.size(1)),
+                       max(cfg.alternatives, 1))
+        if traced is not None:
+            return traced_hypotheses(traced, cfg.alternatives)
     rec = _decode_each(model, memory, src.size(1), cfg, prefix or [], lambda lp, top: top.indices[:, 0])
     return [rec.hypothesis(row, None) for row in range(src.size(0))]
+
+
+def traced_hypotheses(trace: Any, alternatives: int) -> list[Hypothesis]:
+    """One hypothesis per row of a model's ``greedy_trace`` (tokens [T, B] ...), as
+    ``Recorder.hypothesis`` builds them from the same steps (cut after the first EOS)."""
+    hyps = []
+    for row, (ids, logprobs) in enumerate(zip(trace.tokens.t().tolist(), trace.logprobs.t().tolist())):
+        length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
+        score = float(sum(logprobs[:length]))
+        hyps.append(Hypothesis(
+            ids=ids[:length],
+            token_logprobs=logprobs[:length],
+            alt_ids=trace.top_ids[:length, row, :alternatives].tolist(),
+            alt_probs=trace.top_logprobs[:length, row, :alternatives].exp().tolist(),
+            attention=trace.attention[:length, row].clone() if length else torch.zeros(0),  # [T, L, H, S]
+            score=score,
+            normalized_score=score / max(length, 1),
+            finished=EOS_ID in ids[:length],
+        ))
+    return hyps
 
 
 @torch.no_grad()

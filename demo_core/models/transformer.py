@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.models.cpu import pack_linears
-from demo_core.models.transformer_fast import PackedDecoder, PackedEncoder, TransformerMemory, TransformerState, grow_cache
+from demo_core.models.transformer_fast import (
+    GreedyTrace,
+    PackedDecoder,
+    PackedEncoder,
+    TransformerMemory,
+    TransformerState,
+    grow_cache,
+)
 from demo_core.text.tokenizer import PAD_ID
 
 CACHE_CAPACITY = 16  # first key/value cache size in positions; doubled when full
@@ -338,6 +345,14 @@ class TransformerSeq2Seq(nn.Module):
         model = pack_linears(self, weights, min_packed)
         model.output_projection = model.packed_decoder.output
         return model
+
+    def greedy_trace(self, memory: TransformerMemory, first: torch.Tensor, limit: int, k: int,
+                     record: bool = True) -> GreedyTrace | None:
+        """Plain greedy decoding from ``first`` [B] in one call (``PackedDecoder.greedy``): what
+        ``decode_step`` in a decoder's loop gives, or None where that loop must run instead."""
+        if self.packed_decoder is None or self.training:
+            return None
+        return self.packed_decoder.greedy(memory, first, limit, k, record)
 
     # --- internals ------------------------------------------------------------------------
 

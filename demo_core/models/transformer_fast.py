@@ -40,12 +40,15 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from demo_core.models.interface import Memory, Rows, State
+from demo_core.models.transformer_script import compiled
+from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
@@ -127,6 +130,22 @@ class PackedState(State):
         return replace(self, cache=self.cache.index_select(1, index))
 
 
+@dataclass(frozen=True)
+class GreedyTrace:
+    """What ``PackedDecoder.greedy`` wrote, per step t and row b."""
+
+    tokens: torch.Tensor  # [T, B] PAD after a row's EOS
+    logprobs: torch.Tensor  # [T, B] log-prob of each token
+    top_ids: torch.Tensor  # [T, B, k] the k most likely tokens ...
+    top_logprobs: torch.Tensor  # [T, B, k] ... and their log-probs
+    attention: torch.Tensor  # [T, B, L, H, S] (L = 0 when not recorded)
+
+
+def _plain(*modules: nn.Module) -> bool:
+    """Whether ``modules`` are all fp32 nn.Linear or nn.LayerNorm (eps 1e-5) as TorchScript's loops take them."""
+    return all(type(m) is nn.Linear or (type(m) is nn.LayerNorm and m.eps == 1e-5) for m in modules)
+
+
 def _direct(layer: nn.Module, relu: bool = False) -> Linear:
     """``layer`` as a plain function of its input (followed by ReLU when ``relu``): the packed
     fp16 product and layer norm are called directly, skipping the modules' own Python (a
@@ -201,6 +220,17 @@ class PackedEncoder(nn.Module):
         self.register_buffer("embedding", model.src_embed.weight.detach() * math.sqrt(cfg.d_model), persistent=False)
         self.register_buffer("positions", model.positions.detach().clone(), persistent=False)
         self._direct: list[dict[str, Linear]] | None = None  # bound at the first call, after packing
+        self._scripted: list[torch.Tensor] | None = None  # ... or the weights of ``encoder_layers``
+
+    def _script_weights(self) -> list[torch.Tensor] | None:
+        """Every layer's tensors for ``transformer_script.encoder_layers``, or None when a projection
+        is packed (a large model's): those run through ``_direct``."""
+        if not _plain(*(getattr(layer, n) for layer in self.layers for n in ("qkv", "out", "up", "down")),
+                      *(norm for layer in self.layers for norm in layer.norms)):
+            return None
+        return [t.detach() for layer in self.layers for t in (
+            layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight, layer.qkv.bias, layer.out.weight, layer.out.bias,
+            layer.norms[1].weight, layer.norms[1].bias, layer.up.weight, layer.up.bias, layer.down.weight, layer.down.bias)]
 
     def _bind(self) -> list[dict[str, Linear]]:
         """Every layer's projections and norms as direct calls (``_direct``)."""
@@ -218,13 +248,16 @@ class PackedEncoder(nn.Module):
         x = self.embedding[src] + self.positions[:S]  # [B, S, D]
         self_attention = []
         if self._direct is None:
-            self._direct = self._bind()
-        for f in self._direct:
-            q, k, v = f["qkv"](f["norm_attn"](x)).view(B, S, 3, H, d).permute(2, 0, 3, 1, 4)  # each [B, H, S, d]
-            weights = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
-            self_attention.append(weights)
-            x = x + f["out"]((weights @ v).transpose(1, 2).reshape(B, S, H * d))
-            x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
+            self._direct, self._scripted = self._bind(), self._script_weights()
+        if self._scripted is not None:  # the same layers in one TorchScript call
+            x, self_attention = compiled("encoder_layers")(x, bias, self._scripted, H)
+        else:
+            for f in self._direct:
+                q, k, v = f["qkv"](f["norm_attn"](x)).view(B, S, 3, H, d).permute(2, 0, 3, 1, 4)  # each [B, H, S, d]
+                weights = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
+                self_attention.append(weights)
+                x = x + f["out"]((weights @ v).transpose(1, 2).reshape(B, S, H * d))
+                x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         x = self.final_norm(x)
         kv = torch.stack([proj(x) for proj in self.cross_kv], dim=1).view(B, -1, S, 2, H, d)  # [B, L, S, 2, H, d]
         keys, values = kv.permute(3, 0, 1, 4, 2, 5).contiguous()  # each [B, L, H, S, d]
@@ -272,6 +305,57 @@ class PackedDecoder(nn.Module):
         self.register_buffer("embedding", model.tgt_embed.weight.detach() * math.sqrt(cfg.d_model), persistent=False)
         self.register_buffer("positions", model.positions.detach().clone(), persistent=False)
         self._direct: list[dict[str, Linear]] | None = None  # bound at the first step, after packing
+        self._scripted: tuple | None = None  # ... and ``decoder_step``'s arguments, where it can run
+
+    def _script_arguments(self) -> tuple | None:
+        """The weights as ``transformer_script.decoder_step`` takes them (from ``embedding`` to
+        ``final_b``, the memory's three in between left out), or None when a layer is packed or
+        the output projection is neither fp16-packed nor fp32: then the step runs in Python."""
+        names = ("qkv", "self_out", "cross_query", "cross_out", "up", "down")
+        if not _plain(self.final_norm, *(getattr(layer, n) for layer in self.layers for n in names),
+                      *(norm for layer in self.layers for norm in layer.norms)):
+            return None
+        out, packed = self.output, getattr(self.output, "_packed_params", None)
+        if type(out) is nn.Linear:
+            output: tuple[list[Any], torch.Tensor, torch.Tensor] = ([], out.weight.detach(), out.bias.detach())
+        elif packed is not None and packed.dtype == torch.float16:
+            output = ([packed._packed_params], torch.zeros(0), torch.zeros(0))
+        else:
+            return None
+        weights = [t.detach() for layer in self.layers for t in (
+            layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight, layer.qkv.bias, layer.self_out.weight,
+            layer.self_out.bias, layer.norms[1].weight, layer.norms[1].bias, layer.norms[2].weight, layer.norms[2].bias,
+            layer.up.weight, layer.up.bias, layer.down.weight, layer.down.bias, layer.cross_query.weight,
+            layer.cross_query.bias, layer.cross_out.weight, layer.cross_out.bias)]  # DECODER_WEIGHTS_PER_LAYER each
+        return (self.embedding, self.positions, weights), (*output, self.final_norm.weight.detach(), self.final_norm.bias.detach())
+
+    def _cross(self, memory: TransformerMemory, rows: int) -> tuple[bool, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Whether ``rows`` rows read ``memory`` folded, and per layer the scores' bias, "keys" and "values" it reads."""
+        folded = memory.cross_scores is not None and rows * memory.cross_k.size(3) <= FOLD_MAX_POSITIONS
+        if folded:
+            return True, (memory.cross_score_bias, memory.cross_scores, memory.cross_values)  # c, A, O
+        return False, (memory.bias.expand(-1, len(self.layers), -1, -1), memory.cross_k, memory.cross_v)
+
+    def _bound(self) -> None:
+        if self._direct is None:
+            self._direct, self._scripted = self._bind(), self._script_arguments()
+
+    def greedy(self, memory: TransformerMemory, first: torch.Tensor, limit: int, k: int,
+               record: bool = True) -> GreedyTrace | None:
+        """Plain greedy decoding from ``first`` [B] for at most ``limit`` steps, keeping the top ``k``
+        tokens, in one TorchScript call (``transformer_script.greedy_loop``): what ``step`` in the
+        decoders' Python loop gives. None where that loop must run instead: layers that are not
+        plain, or positions beyond the model's (which that loop reports at the step reaching them)."""
+        self._bound()
+        if self._scripted is None or not 1 <= limit <= self.max_positions:
+            return None
+        B, H, d = first.size(0), self.n_heads, self.d_head
+        cache = torch.zeros(len(self.layers), B, 2, H, limit, d)  # [L, B, 2, H, capacity, d]
+        folded, cross = self._cross(memory, B)
+        (embedding, positions, weights), output = self._scripted
+        out = compiled("greedy_loop")(first, cache, embedding, positions, weights, folded, *cross, *output, H,
+                                      limit, min(k, self.output.out_features), record, EOS_ID, PAD_ID)
+        return GreedyTrace(*out)
 
     def _bind(self) -> list[dict[str, Linear]]:
         """Every layer's projections and norms as direct calls (``_direct``), the output's last."""
@@ -299,15 +383,16 @@ class PackedDecoder(nn.Module):
         cache = state.cache if t < state.cache.size(4) else torch.cat([state.cache, torch.zeros_like(state.cache)], dim=4)
         B, H, d, D = prev_tokens.size(0), self.n_heads, self.d_head, self.d_model
         S = memory.cross_k.size(3)
-        if self._direct is None:
-            self._direct = self._bind()
+        self._bound()
+        folded, cross = self._cross(memory, B)  # per layer: the scores' bias, "keys" and "values" of the source
+        if self._scripted is not None:  # the same step in one TorchScript call
+            (embedding, positions, weights), output = self._scripted
+            log_probs, attention = compiled("decoder_step")(prev_tokens, t, cache, embedding, positions, weights, folded,
+                                                            *cross, *output, H)
+            return log_probs, PackedState(cache=cache, length=t + 1), attention
         out = self._direct[-1]
         x = out["embedding"][prev_tokens] + out["positions"][t]  # [B, D]
         slot, live = cache.select(4, t), cache.narrow(4, 0, t + 1)  # [L, B, 2, H, d], [L, B, 2, H, t+1, d]
-        folded = memory.cross_scores is not None and B * S <= FOLD_MAX_POSITIONS
-        # per layer: the scores' bias, "keys" and "values" of the source
-        cross = ((memory.cross_score_bias, memory.cross_scores, memory.cross_values) if folded  # c, A, O
-                 else (memory.bias.expand(-1, len(self.layers), -1, -1), memory.cross_k, memory.cross_v))
         attention = []
         for i, (f, (cross_bias, cross_keys, cross_values)) in enumerate(zip(self._direct[:-1], zip(*(c.unbind(1) for c in cross)))):
             q, kv = f["qkv"](f["norm_self"](x)).split_with_sizes((D, 2 * D), dim=1)  # [B, D], [B, 2D]

@@ -1,0 +1,153 @@
+"""The fused Transformer's loops as TorchScript functions, compiled once per process.
+
+Called from Python, each of a step's small operations costs a few microseconds of interpreter
+and dispatch work on top of its arithmetic. These functions run the same operations in the same
+order inside TorchScript's interpreter, so they compute exactly what the Python loops of
+``models.transformer_fast`` and ``decoding.search`` compute (``tests/test_transformer_loop.py``
+checks it on the shipped models), with less work between operations:
+
+* ``encoder_layers``: the encoder layers of ``PackedEncoder.encode``;
+* ``decoder_step``: ``PackedDecoder``'s step, embedding to log-probabilities;
+* ``greedy_loop``: plain greedy decoding, ``decoder_step`` in the loop of
+  ``search._decode_each``, recording what it records (``PackedDecoder.greedy``).
+
+TorchScript is in maintenance in the pinned PyTorch and prints a deprecation notice when it
+compiles, which ``compiled`` silences.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+ENCODER_WEIGHTS_PER_LAYER = 12  # the order of ``encoder_layers``' weights (``PackedEncoder``)
+DECODER_WEIGHTS_PER_LAYER = 18  # the order of ``decoder_step``'s weights (``PackedDecoder``)
+
+
+def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tensor],
+                   n_heads: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """x [B, S, D], bias [B, 1, 1, S] -> the last layer's output [B, S, D] and each layer's
+    self-attention [B, H, S, S]. Per layer, ``weights`` holds the attention norm, the fused
+    query/key/value projection, the output projection, the feed-forward norm and its two layers
+    (weight, bias each)."""
+    B, S, D = x.size(0), x.size(1), x.size(2)
+    d = D // n_heads
+    attention: list[torch.Tensor] = []
+    for i in range(len(weights) // 12):  # ENCODER_WEIGHTS_PER_LAYER
+        w = weights[i * 12:(i + 1) * 12]
+        qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3]).view(B, S, 3, n_heads, d).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, H, S, d]
+        att = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
+        attention.append(att)
+        x = x + F.linear((att @ v).transpose(1, 2).reshape(B, S, n_heads * d), w[4], w[5])
+        up = F.linear(torch.layer_norm(x, [D], w[6], w[7], 1e-5), w[8], w[9]).relu_()
+        x = x + F.linear(up, w[10], w[11])
+    return x, attention
+
+
+def decoder_step(
+    prev: torch.Tensor, t: int, cache: torch.Tensor, embedding: torch.Tensor, positions: torch.Tensor,
+    weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
+    cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
+    output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of ``PackedDecoder``: prev [B] at position t -> log_probs [B, V] and the
+    cross-attention [B, L, H, S]; writes position t of the cache [L, B, 2, H, capacity, d].
+
+    ``folded``: cross_bias [B, L, 1, H*S], cross_keys [B, L, D, H*S], cross_values [B, L, H*S, D]
+    are the memory's folded products; otherwise the padding bias [B, L, 1, S] and the keys and
+    values [B, L, H, S, d]. ``output_packed`` holds the packed fp16 output projection, or is empty
+    for the fp32 one (``output_w``, ``output_b``). Per layer, ``weights`` holds the self-attention
+    norm, fused query/key/value and output projections, the cross-attention norm, the
+    feed-forward norm and two layers, then the cross-attention's query and output projections
+    (weight, bias each).
+    """
+    B = prev.size(0)
+    D = embedding.size(1)
+    d = D // n_heads
+    S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
+    x = embedding[prev] + positions[t]  # [B, D]
+    attention: list[torch.Tensor] = []
+    for i in range(len(weights) // 18):  # DECODER_WEIGHTS_PER_LAYER
+        w = weights[i * 18:(i + 1) * 18]
+        qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3])  # [B, 3D]
+        cache[i, :, :, :, t] = qkv[:, D:].view(B, 2, n_heads, d)  # this position's keys and values
+        live = cache[i, :, :, :, :t + 1]  # [B, 2, H, t+1, d]
+        context = F.scaled_dot_product_attention(qkv[:, :D].view(B, n_heads, 1, d), live[:, 0], live[:, 1])
+        x = x + F.linear(context.view(B, D), w[4], w[5])
+        h = torch.layer_norm(x, [D], w[6], w[7], 1e-5)
+        if folded:
+            scores = torch.baddbmm(cross_bias[:, i], h.view(B, 1, D), cross_keys[:, i])  # [B, 1, H*S]
+            att = torch.softmax(scores.view(B, n_heads, S), dim=-1)  # [B, H, S]
+            x = torch.baddbmm(x.view(B, 1, D), att.view(B, 1, n_heads * S), cross_values[:, i]).view(B, D)
+        else:
+            q = F.linear(h, w[14], w[15]).view(B, n_heads, 1, d) * d**-0.5
+            att4 = torch.softmax(q @ cross_keys[:, i].transpose(-2, -1) + cross_bias[:, i][:, None], dim=-1)  # [B, H, 1, S]
+            x = x + F.linear((att4 @ cross_values[:, i]).view(B, D), w[16], w[17])
+            att = att4.view(B, n_heads, S)
+        attention.append(att)
+        up = F.linear(torch.layer_norm(x, [D], w[8], w[9], 1e-5), w[10], w[11]).relu_()
+        x = x + F.linear(up, w[12], w[13])
+    normed = torch.layer_norm(x, [D], final_w, final_b, 1e-5)
+    if len(output_packed) > 0:
+        logits = torch.ops.quantized.linear_dynamic_fp16(normed, output_packed[0])
+    else:
+        logits = F.linear(normed, output_w, output_b)
+    return F.log_softmax(logits, dim=-1), torch.stack(attention, dim=1)
+
+
+def greedy_loop(
+    first: torch.Tensor, cache: torch.Tensor, embedding: torch.Tensor, positions: torch.Tensor,
+    weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
+    cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
+    output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
+    limit: int, k: int, record: bool, eos: int, pad: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy decoding of B rows from their first tokens ``first`` [B] for at most ``limit`` steps
+    (``search._decode_each`` with ``decoder_step``; cache [L, B, 2, H, >= limit, d], zeros).
+
+    Returns, for the T steps run (until every row has written EOS): tokens [T, B] (``pad`` after
+    a row's EOS), their log-probs [T, B] (up to each row's EOS; after it, the best token's), the
+    top ``k`` tokens and log-probs [T, B, k], and the cross-attention [T, B, L, H, S] (L = 0 when
+    not ``record``).
+    """
+    tokens: list[torch.Tensor] = []
+    chosen: list[torch.Tensor] = []
+    top_ids: list[torch.Tensor] = []
+    top_values: list[torch.Tensor] = []
+    attention: list[torch.Tensor] = []
+    done = torch.zeros(first.size(0), dtype=torch.bool)
+    prev = first
+    for t in range(limit):
+        log_probs, att = decoder_step(prev, t, cache, embedding, positions, weights, folded, cross_bias, cross_keys,
+                                      cross_values, output_packed, output_w, output_b, final_w, final_b, n_heads)
+        top = log_probs.topk(k, dim=-1)
+        token = top.indices[:, 0].masked_fill(done, pad)
+        tokens.append(token)
+        chosen.append(top.values[:, 0])  # the token's log-prob wherever it is read: up to the row's EOS
+        top_ids.append(top.indices)
+        top_values.append(top.values)
+        attention.append(att if record else att[:, :0])
+        done = done | (token == eos)
+        prev = token
+        if bool(done.all()):
+            break
+    return torch.stack(tokens), torch.stack(chosen), torch.stack(top_ids), torch.stack(top_values), torch.stack(attention)
+
+
+_COMPILED: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def compiled(name: str) -> Any:
+    """The function ``name`` of this module compiled by TorchScript, once per process (under a second)."""
+    with _LOCK:
+        if name not in _COMPILED:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _COMPILED[name] = torch.jit.script(globals()[name])
+    return _COMPILED[name]

@@ -21,15 +21,18 @@ wires components to ``demo_core.serving``; no model or plotting code lives here.
 from __future__ import annotations
 
 import html
+import importlib.util
 import inspect
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
 import torch
+from gradio.state_holder import SessionState
 
 from demo_core.decoding import OPTION, OPTIONS, Option
 from demo_core.decoding.config import STRATEGY_LABELS
@@ -47,6 +50,7 @@ from demo_core.serving.requests import (
     prepare_request,
     prepare_side,
 )
+from demo_core.serving.sessions import make_sessions_lazy
 
 # One decode is a chain of tiny matrix products: extra intra-op threads only add hand-over
 # cost (``python benchmarks/bench_decoding.py --threads 2`` against ``--threads 1``).
@@ -828,12 +832,25 @@ BATCHER = Batcher(max_batch=int(os.environ.get("S2S_MAX_BATCH", MAX_BATCH)))
 # requests that arrive together; the handlers mostly wait for it, and it decodes at most 2 lanes + 2 unbatched at a time.
 GENERATE_CONCURRENCY = 2 * MAX_BATCH
 MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny request body is refused
+# Gradio's own work per call, cut where it is waste (docs/SPEED.md, "Under load"); S2S_STOCK_GRADIO=1 keeps Gradio's:
+# - a new session (every raw API call is one) computes its blocks' configs only when a deep link asks for them
+#   (``demo_core.serving.sessions``), not all 144 of them at once;
+# - the monitoring summary (a pandas table of the last 10,000 events) is recomputed every 100 events, not every one;
+# - matplotlib, which the app does not install, is marked absent once: Gradio imports it twice per event (to set its
+#   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load).
+STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
+ANALYTICS_EVERY = 100
 
 
 def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
     """Start ``app`` (default: the module's ``demo``) with the theme, CSS and server limits
     (Gradio 6 takes the theme and CSS at launch)."""
     app = app or demo
+    if not STOCK_GRADIO:
+        make_sessions_lazy(SessionState, gr.__version__)
+        os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by app.queue()
+        if importlib.util.find_spec("matplotlib") is None:
+            sys.modules.setdefault("matplotlib", None)  # None: "import matplotlib" fails at once (ImportError)
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     options = dict(theme=THEME, css=CSS, state_session_capacity=SESSION_CAPACITY, max_file_size=MAX_FILE_SIZE)
     return app.launch(**(options | kwargs))

@@ -2,12 +2,14 @@
 
 Run from the repository root: ``python benchmarks/load.py [--clients 20] [--requests 50]
 [--model de-en-rnn-bahdanau] [--max-seconds 600]``. It starts ``python app.py`` on a free port
-(``S2S_MAX_BATCH=1`` in the environment turns batching off, for comparison) and sends raw HTTP
-calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's
+(in the environment, for comparison: ``S2S_MAX_BATCH=1`` turns batching off; ``S2S_STOCK_GRADIO=1`` leaves
+Gradio's per-call work as shipped: eager sessions, the monitoring summary after every event, two failed imports per
+event: see ``app.launch``) and sends raw HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's
 examples, 7-22 source tokens with EOS for de-en-rnn-bahdanau, and pairs of them, 17-41):
 
 0. in process: 16 of these requests decoded one by one and together (``batcher.run_together``), and
-   what Gradio spends building the state of a new session (each raw API call is one);
+   what Gradio spends building the state of a new session (each raw API call is one), as shipped and with
+   ``demo_core.serving.sessions`` (what the server does unless ``S2S_STOCK_GRADIO=1``);
 1. baseline: one client, ``--baseline`` calls one after another;
 2. load: ``--clients`` clients, each ``--requests`` calls back to back;
 3. the server's ceiling: the same load of empty texts, refused before any decoding;
@@ -152,6 +154,29 @@ def session_ms(rounds: int = 20) -> tuple[float, float]:
     return 1000 * whole, 1000 * part
 
 
+def lazy_session_ms(rounds: int = 20) -> float:
+    """Milliseconds a new session of the app's page costs with ``demo_core.serving.sessions`` (the faster of
+    ``rounds``); the class is left as it was found."""
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    import app
+    from demo_core.serving import sessions
+
+    app.demo.queue()
+    was_lazy = sessions.MARK in vars(SessionState)
+    if not sessions.make_sessions_lazy(SessionState, gr.__version__):
+        return float("nan")
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        SessionState(app.demo)
+        best = min(best, time.perf_counter() - start)
+    if not was_lazy:
+        sessions.make_sessions_eager(SessionState)
+    return 1000 * best
+
+
 def call(api: Api, phase: Phase, lock: threading.Lock, text: str, model: str, **options: object) -> float | None:
     """One greedy ``/generate`` call recorded in ``phase``; its seconds, None on error."""
     try:
@@ -236,6 +261,8 @@ def main() -> None:
     whole_ms, html_ms = session_ms()
     print(f"in process, Gradio's state for one new session of the page: {whole_ms:.1f} ms, {html_ms:.1f} ms of it for "
           "its gr.HTML blocks", flush=True)
+    print(f"in process, the same with demo_core.serving.sessions (lazy configs): {lazy_session_ms():.2f} ms; the server runs "
+          f"{'stock Gradio (S2S_STOCK_GRADIO=1)' if os.environ.get('S2S_STOCK_GRADIO') == '1' else 'lazy sessions'}", flush=True)
     with app_server() as (url, pid):
         api = Api(url)
         warm = Phase("warm-up")

@@ -230,6 +230,12 @@ def decode_batch(
     limits = [cfg.output_limit(src_lens[b]) for b in owner]  # [rows]
     adjust = cfg.uses_history or any(prefixes)
     state = model.init_state(memory)
+    rows_of = getattr(model, "greedy_rows", None)
+    if cfg.strategy == "greedy" and not adjust and rows_of is not None:  # the whole loop in one call, where the model has one
+        traced = rows_of(memory, state, torch.full((B,), BOS_ID, dtype=torch.long), torch.tensor(limits),
+                         max(cfg.alternatives, 1))
+        if traced is not None:
+            return [[hyp] for hyp in _traced_rows(traced, B, cfg.alternatives, src_lens)]
     live = list(range(len(owner)))  # the rows still writing, in order; their positions are this step's rows
     prev = torch.full((len(live),), BOS_ID, dtype=torch.long)
     history = torch.zeros(len(live), 0, dtype=torch.long) if cfg.uses_history else None  # [live, steps]
@@ -274,6 +280,24 @@ def decode_batch(
     if cfg.strategy == "sample":  # the most likely first, as ``sample`` returns them (stable for ties)
         out = [sorted(h, key=lambda h: h.score, reverse=True) for h in out]
     return out
+
+
+def _traced_rows(traced: tuple[list[torch.Tensor], ...], n: int, alternatives: int, src_lens: list[int]) -> list[Hypothesis]:
+    """The hypotheses of a model's ``greedy_rows`` (per step: rows still writing, tokens, top ids
+    and log-probs, attention [n_t, S]), as ``decode_batch``'s own loop assembles them."""
+    paths: list[dict[str, list]] = [{"ids": [], "logprobs": [], "alt_ids": [], "alt_probs": [], "attention": []} for _ in range(n)]
+    for rows, tokens, top_ids, top_values, attention in zip(*traced, strict=True):
+        attn = attention.float()[:, None, None, :]  # [n_t, 1, 1, S]: one layer, one head
+        for pos, (row, token, logprob, alt_ids, alt_probs) in enumerate(zip(
+                rows.tolist(), tokens.tolist(), top_values[:, 0].tolist(), top_ids[:, :alternatives].tolist(),
+                top_values[:, :alternatives].exp().tolist())):
+            path = paths[row]
+            path["ids"].append(token)
+            path["logprobs"].append(logprob)
+            path["alt_ids"].append(alt_ids)
+            path["alt_probs"].append(alt_probs)
+            path["attention"].append(attn[pos, :, :, : src_lens[row]])
+    return [_hypothesis(path) for path in paths]
 
 
 def _draw(log_probs: torch.Tensor, cfg: DecodeConfig, runs: list[tuple[int, int, int]], live: list[int],

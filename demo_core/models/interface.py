@@ -54,6 +54,18 @@ class State(Rows):
     """The decoder's state between steps; architectures add their own fields."""
 
 
+@dataclass(frozen=True)
+class GreedyTrace:
+    """Plain greedy decoding run by a model in one call (its optional ``greedy_trace``), per step t
+    and row b, as a decoder's Python loop would record it."""
+
+    tokens: torch.Tensor  # [T, B] PAD after a row's EOS
+    logprobs: torch.Tensor  # [T, B] log-prob of each token (up to the row's EOS)
+    top_ids: torch.Tensor  # [T, B, k] the k most likely tokens ...
+    top_logprobs: torch.Tensor  # [T, B, k] ... and their log-probs
+    attention: torch.Tensor  # [T, B, L, H, S] (L = 0 when not recorded)
+
+
 M = TypeVar("M", bound=Memory)
 S = TypeVar("S", bound=State)
 

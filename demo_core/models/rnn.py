@@ -15,6 +15,7 @@ Output logits reuse the target embedding matrix (tied weights). ``RNNMemory`` an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from demo_core.models.attention import build_attention
 from demo_core.models.cpu import pack_linears, tied_projection
-from demo_core.models.interface import Memory, State
-from demo_core.text.tokenizer import PAD_ID
+from demo_core.models.interface import GreedyTrace, Memory, State
+from demo_core.models.rnn_script import scripted
+from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class RNNSeq2Seq(nn.Module):
             self.pre_output = nn.Linear(cfg.dec_hidden + enc_out + cfg.emb_dim, cfg.emb_dim)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
         self.output_projection: nn.Module | None = None  # packed copy for CPU inference: prepare_for_cpu
+        self.scripted_greedy: Any = None  # ``rnn_script.RNNGreedy`` compiled, after prepare_for_cpu (``greedy_rows``)
         self.dropout = nn.Dropout(cfg.dropout)
         for table in {id(self.src_embed): self.src_embed, id(self.tgt_embed): self.tgt_embed}.values():
             # Small embeddings keep the tied output logits near zero at the start.
@@ -150,7 +153,37 @@ class RNNSeq2Seq(nn.Module):
     def prepare_for_cpu(self, weights: str, min_packed: int) -> "RNNSeq2Seq":
         """Pack the large Linear layers, the tied output projection among them (``models.cpu``)."""
         self.output_projection = tied_projection(self.tgt_embed, self.output_bias)
-        return pack_linears(self, weights, min_packed)
+        model = pack_linears(self, weights, min_packed)
+        model.__dict__["scripted_greedy"] = scripted(model)  # an attribute, not a submodule: no second copy in state_dict
+        return model
+
+    def greedy_rows(self, memory: RNNMemory, state: RNNState, first: torch.Tensor, limits: torch.Tensor,
+                    k: int) -> tuple[list[torch.Tensor], ...] | None:
+        """Greedy decoding of every row from ``first`` [B] in one TorchScript call (``models.rnn_script``),
+        each row leaving at its EOS or its limit (``limits`` [B]): per step, the rows still writing
+        [n], their tokens [n], top ``k`` ids and log-probs [n, k] and attention [n, S]. None when
+        the model is not a CPU-prepared inference copy: the decoder's Python loop runs instead."""
+        if self.scripted_greedy is None or self.training:
+            return None
+        hidden = state.hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
+        feed = state.feed if state.feed is not None else hidden.new_zeros(0)
+        return self.scripted_greedy(memory.values, memory.keys, memory.mask, hidden, feed, first, limits,
+                                    min(k, self.cfg.tgt_vocab), EOS_ID)
+
+    def greedy_trace(self, memory: RNNMemory, first: torch.Tensor, limit: int, k: int,
+                     record: bool = True) -> GreedyTrace | None:
+        """Plain greedy decoding of one source (``greedy_rows``) as a ``GreedyTrace``; None for
+        several rows (their rows leave at different steps) or where ``greedy_rows`` gives None."""
+        if first.size(0) != 1 or limit < 1:
+            return None
+        rows = self.greedy_rows(memory, self.init_state(memory), first, torch.tensor([limit]), k)
+        if rows is None:
+            return None
+        _, tokens, top_ids, top_values, attention = rows
+        top_ids, top_values = torch.stack(top_ids), torch.stack(top_values)  # [T, 1, k]
+        attention = torch.stack(attention)[:, :, None, None, :]  # [T, 1, 1, 1, S]
+        return GreedyTrace(tokens=torch.stack(tokens), logprobs=top_values[:, :, 0], top_ids=top_ids,
+                           top_logprobs=top_values, attention=attention if record else attention[:, :, :0])
 
     # --- internals ------------------------------------------------------------------------
 

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.models.cpu import pack_linears
+from demo_core.models.interface import GreedyTrace
 from demo_core.models.transformer_fast import (
-    GreedyTrace,
     PackedDecoder,
     PackedEncoder,
     TransformerMemory,

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.models.interface import Memory, Rows, State
+from demo_core.models.interface import GreedyTrace, Memory, Rows, State
 from demo_core.models.transformer_script import compiled
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
@@ -128,17 +128,6 @@ class PackedState(State):
     def select(self, index: torch.Tensor) -> "PackedState":
         """Hypotheses ``index`` [N]: one ``index_select`` of the cache's hypothesis dimension."""
         return replace(self, cache=self.cache.index_select(1, index))
-
-
-@dataclass(frozen=True)
-class GreedyTrace:
-    """What ``PackedDecoder.greedy`` wrote, per step t and row b."""
-
-    tokens: torch.Tensor  # [T, B] PAD after a row's EOS
-    logprobs: torch.Tensor  # [T, B] log-prob of each token
-    top_ids: torch.Tensor  # [T, B, k] the k most likely tokens ...
-    top_logprobs: torch.Tensor  # [T, B, k] ... and their log-probs
-    attention: torch.Tensor  # [T, B, L, H, S] (L = 0 when not recorded)
 
 
 def _plain(*modules: nn.Module) -> bool:

@@ -1,0 +1,104 @@
+"""Greedy decoding of an RNN attention model as one TorchScript module, rows leaving at their end.
+
+A decoder step of ``RNNSeq2Seq`` is about 20 small operations. Called from Python, each one takes
+Python's global interpreter lock (GIL) back when it returns, so on a server a decode and the web
+framework's own Python take turns on one core instead of running on two. ``RNNGreedy`` runs
+the whole greedy loop of ``decoding.search.decode_batch`` (and of ``greedy_search`` for one
+source) inside TorchScript, which holds no GIL while it runs: the same modules called in the
+same order (``_step`` and ``decode_step`` of ``models.rnn``), so the tokens, log-probabilities,
+alternatives and attention are bit for bit the Python loop's (``tests/test_rnn_script.py``).
+
+A row leaves the batch at its EOS or its own length limit, as in ``decode_batch``: the later
+steps run only the rows still writing.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RNNGreedy(nn.Module):
+    """The decoder side of a trained, CPU-prepared ``RNNSeq2Seq`` (shared, not copied), with a
+    greedy loop as its ``forward``; inference only (dropout is left out: eval mode)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.luong = bool(model.luong)
+        self.embed = model.tgt_embed
+        self.decoder = model.decoder
+        self.attention = model.attention
+        self.pre_output = model.pre_output
+        self.combine = model.combine if self.luong else nn.Identity()
+        self.output = model.output_projection
+
+    def forward(
+        self, values: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor, feed: torch.Tensor,
+        first: torch.Tensor, limits: torch.Tensor, k: int, eos: int,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Greedy decoding of B rows: memory values [B, S, 2H], keys [B, S, A], mask [B, S], decoder
+        hidden [L, B, Hd], Luong feed [B, Hd] (ignored for additive attention), first tokens [B],
+        each row's output limit [B]. Returns per step t, for the n_t rows still writing: their row
+        numbers [n_t], tokens [n_t], top ``k`` tokens and log-probs [n_t, k] (the token's own
+        log-prob is the first) and attention [n_t, S]."""
+        rows = torch.arange(first.size(0))
+        steps: list[torch.Tensor] = []
+        tokens: list[torch.Tensor] = []
+        top_ids: list[torch.Tensor] = []
+        top_values: list[torch.Tensor] = []
+        attention: list[torch.Tensor] = []
+        prev = first
+        step = 0
+        while True:
+            y = self.embed(prev)  # [n, E]
+            if self.luong:
+                _, hidden = self.decoder(torch.cat([y, feed], -1).unsqueeze(1), hidden)
+                top_state = hidden[-1]  # s_t [n, Hd]
+                context, weights = self.attention(top_state, keys, values, mask)
+                feed = torch.tanh(self.combine(torch.cat([context, top_state], -1)))
+                out = self.pre_output(feed)
+            else:
+                context, weights = self.attention(hidden[-1], keys, values, mask)  # attend with s_{t-1}
+                _, hidden = self.decoder(torch.cat([y, context], -1).unsqueeze(1), hidden)
+                out = torch.tanh(self.pre_output(torch.cat([hidden[-1], context, y], -1)))
+            log_probs = F.log_softmax(self.output(out), dim=-1)  # [n, V]
+            top = log_probs.topk(k, dim=-1)
+            token = top.indices[:, 0]
+            steps.append(rows)
+            tokens.append(token)
+            top_ids.append(top.indices)
+            top_values.append(top.values)
+            attention.append(weights)
+            step += 1
+            keep = (token != eos) & (limits > step)
+            if not bool(keep.all()):  # rows that ended leave the batch
+                if not bool(keep.any()):
+                    break
+                index = keep.nonzero().squeeze(1)
+                values, keys, mask = values.index_select(0, index), keys.index_select(0, index), mask.index_select(0, index)
+                hidden = hidden.index_select(1, index)
+                if self.luong:
+                    feed = feed.index_select(0, index)
+                token, rows, limits = token.index_select(0, index), rows.index_select(0, index), limits.index_select(0, index)
+            prev = token
+        return steps, tokens, top_ids, top_values, attention
+
+
+_LOCK = threading.Lock()
+
+
+def scripted(model: nn.Module) -> Any:
+    """``RNNGreedy`` of ``model`` compiled by TorchScript (about a second), or None when its layers
+    do not compile (an unusual layer type): the Python loop then decodes."""
+    with _LOCK:
+        try:
+            with warnings.catch_warnings():  # TorchScript's deprecation notice: it works in the pinned PyTorch
+                warnings.simplefilter("ignore")
+                return torch.jit.script(RNNGreedy(model))
+        except Exception:  # noqa: BLE001 (any compile failure means: decode from Python)
+            return None

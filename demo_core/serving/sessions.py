@@ -1,0 +1,125 @@
+"""Cheap Gradio sessions: a new session works out its blocks' configs only when something asks.
+
+Gradio 6.31 creates a ``SessionState`` for every new session, and every raw API call is a new
+session (``POST /gradio_api/call/generate`` carries no session of its own). Its ``__init__``
+computes ``config_for_block`` for every block of the page (144 of them) so that a deep link can
+later restore the page as that session saw it: 16 ms of Python on the server's event loop per
+call in process, 60% of the server's CPU per refused call under load (docs/SPEED.md, "Under
+load"). Nothing but that deep link reads those configs: in 6.31 ``config_values`` is read only
+by ``SessionState.components`` (the ``/gradio_api/deep_link`` route), and written by
+``__setitem__``, ``_update_config`` and ``_update_value_in_config`` (which already computes a
+missing entry first). So ``make_sessions_lazy`` swaps two members of the class:
+
+- ``__init__`` records which blocks the session starts with (the same ones, the same order)
+  and computes none of their configs;
+- ``components`` computes the missing ones from the blocks recorded at creation, so a deep link
+  yields exactly the configs, in exactly the order, that stock Gradio's would.
+
+The writers are left as they are: an entry they write is what stock Gradio would have written.
+This holds because Gradio never changes a block in place once the page is built (an update
+replaces it in the session through ``__setitem__``, which recomputes its config).
+
+The patch is tied to one Gradio: it is applied only when the version is the one
+requirements.txt pins and the two members' source is the one read when it was written;
+otherwise nothing changes and a log line says why. ``demo_core`` never imports gradio: the app
+passes the class and the version in.
+
+    from gradio.state_holder import SessionState
+    make_sessions_lazy(SessionState, gr.__version__)  # once, before launch
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterator
+from copy import copy
+from typing import Any
+
+LOG = logging.getLogger("seq2seq_explorer")
+PINNED_GRADIO = "6.31.0"  # requirements.txt
+# sha256 of ``inspect.getsource`` of the members replaced, as shipped in Gradio 6.31.0 (first 16 hex digits)
+EXPECTED_SOURCE = {"__init__": "1b2ea21dc42c45da", "components": "010247a9cb27797d"}
+# ... and of the members that write ``config_values``, whose behaviour the lazy one relies on
+RELIED_ON_SOURCE = {"__setitem__": "49a413d82fc29603", "_update_config": "4fbf595c7b71660c",
+                    "_update_value_in_config": "7e5b61f747b0dce7"}
+MARK = "_s2s_lazy_configs"  # set on the class once patched, holding the stock members
+
+
+def source_digest(member: Any) -> str | None:
+    """The first 16 hex digits of the sha256 of ``member``'s source (a property: its getter); None if unreadable."""
+    function = member.fget if isinstance(member, property) else member
+    try:
+        return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return None
+
+
+def mismatch(session_class: type, version: str) -> str | None:
+    """Why ``session_class`` of Gradio ``version`` is not the one this patch was written for; None if it is."""
+    if version != PINNED_GRADIO:
+        return f"gradio {version} is not the pinned {PINNED_GRADIO}"
+    for name, digest in (EXPECTED_SOURCE | RELIED_ON_SOURCE).items():
+        member = inspect.getattr_static(session_class, name, None)
+        if member is None:
+            return f"{session_class.__qualname__} has no {name}"
+        if source_digest(member) != digest:
+            return f"{session_class.__qualname__}.{name} is not the one of gradio {PINNED_GRADIO}"
+    return None
+
+
+def lazy_init(self: Any, blocks: Any) -> None:
+    """Stock ``SessionState.__init__`` without computing any block's config (``config_values`` starts empty)."""
+    self.blocks_config = copy(blocks.default_config)
+    self.config_values = {}
+    # The blocks whose configs stock Gradio computes here, in its order: ``components`` computes them when asked.
+    self._initial_blocks = {k: v for k, v in self.blocks_config.blocks.items() if k in blocks.blocks}
+    self.state_data = {}
+    self._state_ttl = {}
+    self.is_closed = False
+    # When a session is closed, stock Gradio keeps its state for an hour (1 s in its end-to-end tests).
+    self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
+
+
+def lazy_components(self: Any) -> Iterator[dict]:
+    """Every block's config as stock ``components`` yields it: the initial blocks first (computed now if no
+    writer did it yet), then the blocks added since, in the order they were added."""
+    initial: dict = getattr(self, "_initial_blocks", {})  # {} for a session created before the patch
+    configs = self.config_values
+    for key, block in initial.items():
+        if key not in configs:
+            configs[key] = self.blocks_config.config_for_block(key, [], block)
+    later = [key for key in configs if key not in initial]
+    for key in [*initial, *later]:
+        if configs[key]:
+            yield configs[key]
+
+
+def make_sessions_lazy(session_class: type, version: str) -> bool:
+    """Make new sessions of ``session_class`` (``gradio.state_holder.SessionState``) compute their blocks'
+    configs only when asked; ``version``: ``gradio.__version__``. True once applied (a second call changes
+    nothing); False, with a log line, when Gradio is not the one this was written for."""
+    if MARK in vars(session_class):
+        return True
+    why = mismatch(session_class, version)
+    if why:
+        LOG.warning("new Gradio sessions stay eager (each API call computes every block's config): %s", why)
+        return False
+    setattr(session_class, MARK, {name: inspect.getattr_static(session_class, name) for name in EXPECTED_SOURCE})
+    session_class.__init__ = lazy_init
+    session_class.components = property(lazy_components, doc=lazy_components.__doc__)
+    LOG.info("new Gradio sessions compute their blocks' configs only when a deep link asks")
+    return True
+
+
+def make_sessions_eager(session_class: type) -> None:
+    """Undo ``make_sessions_lazy``: stock Gradio again, for comparisons and tests (a session created while the
+    patch was on still needs the lazy ``components`` for a complete deep link)."""
+    stock: dict[str, Callable] | None = vars(session_class).get(MARK)
+    if stock is None:
+        return
+    for name, member in stock.items():
+        setattr(session_class, name, member)
+    delattr(session_class, MARK)

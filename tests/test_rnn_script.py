@@ -1,0 +1,71 @@
+"""The RNN's TorchScript greedy loop (``models.rnn_script``) computes exactly what the Python loop does.
+
+The served RNNs decode plain greedy requests through ``RNNGreedy`` (``greedy_search`` for one
+source, ``decode_batch`` for a batch, rows leaving at their end); switching it off
+(``scripted_greedy = None``) runs the same modules from Python. The outputs must be identical,
+not merely close, on every shipped text RNN.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from demo_core.checkpoint import DEFAULT_ROOT, find_models
+from demo_core.decoding import DecodeConfig, decode, greedy_search
+from demo_core.decoding.search import decode_batch
+from demo_core.models.cpu import quantize_for_cpu
+from demo_core.pipeline import Translator
+from demo_core.tasks.datasets import pad
+from demo_core.text.tokenizer import BOS_ID
+from tests.test_transformer_script import assert_identical
+
+
+def shipped_rnns() -> list[str]:
+    return [e.id for e in find_models(DEFAULT_ROOT) if e.available and e.card.architecture == "rnn"]
+
+
+@pytest.fixture(scope="module", params=shipped_rnns())
+def served(request: pytest.FixtureRequest) -> tuple[Translator, torch.nn.Module, torch.nn.Module]:
+    translator = Translator.from_dir(DEFAULT_ROOT / request.param)
+    model = quantize_for_cpu(translator.model, "fp16")
+    python = copy.deepcopy(model)
+    python.__dict__["scripted_greedy"] = None  # the same modules, stepped from Python
+    return translator, model, python
+
+
+def test_the_served_form_takes_the_script(served: tuple) -> None:
+    translator, model, python = served
+    src = torch.tensor([translator.source_ids(translator.card.examples[0])])
+    with torch.inference_mode():
+        memory = model.encode(src)
+        trace = model.greedy_trace(memory, torch.tensor([BOS_ID]), 30, 5)
+        assert trace is not None and trace.attention.shape[1:] == (1, 1, 1, src.size(1))
+        assert python.greedy_trace(memory, torch.tensor([BOS_ID]), 30, 5) is None
+        assert model.greedy_trace(memory.select(torch.tensor([0, 0])), torch.tensor([BOS_ID] * 2), 30, 5) is None
+    assert "scripted_greedy" not in dict(model.named_modules())  # not a submodule: state_dict has no second copy
+
+
+@pytest.mark.parametrize("cfg", [DecodeConfig(), DecodeConfig(alternatives=0), DecodeConfig(alternatives=20, max_len=4),
+                                 DecodeConfig(strategy="beam", beam_size=3)], ids=["greedy", "no-alternatives", "cut", "beam"])
+def test_one_source_decodes_identically(served: tuple, cfg: DecodeConfig) -> None:
+    translator, model, python = served
+    for text in translator.card.examples[:2]:
+        src = torch.tensor([translator.source_ids(text)])
+        with torch.inference_mode():
+            assert_identical(decode(model, src, cfg)[0], decode(python, src, cfg)[0])
+
+
+def test_batches_decode_identically_rows_leaving_at_their_end(served: tuple) -> None:
+    """Sources of different lengths end at different steps (EOS or their own limit) and leave the batch."""
+    translator, model, python = served
+    texts = translator.card.examples * 2
+    batch = pad([translator.source_ids(text) for text in texts])
+    for cfg in (DecodeConfig(), DecodeConfig(max_len_a=0.5, max_len_b=2, alternatives=3)):
+        with torch.inference_mode():
+            got, want = decode_batch(model, batch, cfg), decode_batch(python, batch, cfg)
+            assert_identical([h for (h,) in got], [h for (h,) in want])
+            assert_identical(greedy_search(model, batch, cfg), greedy_search(python, batch, cfg))  # several rows: the Python loop
+    assert len({len(h.ids) for (h,) in got}) > 1  # the rows did end at different steps

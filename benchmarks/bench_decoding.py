@@ -39,6 +39,8 @@ def main() -> None:
     registry = ModelRegistry()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for model_id in registry.available():
+        if registry.is_speech(model_id):  # no text decoding: benchmarks/bench_tts.py times it
+            continue
         translator = registry.get(model_id)
         card = translator.card
         text = SENTENCES.get(card.source_lang) if card.task == "translation" else None

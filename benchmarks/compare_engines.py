@@ -108,9 +108,9 @@ class WithoutAttention:
         return self.model.greedy_trace(memory, first, limit, k, record=False)  # [T, B, 0, H, S]
 
 
-def load_ours(weights: str) -> tuple[Translator, torch.nn.Module, torch.nn.Module]:
+def load_ours(weights: str, folder: Path = MODEL_DIR) -> tuple[Translator, torch.nn.Module, torch.nn.Module]:
     """The shipped translator, and its served form (``weights``) as it is and with EOS suppressed."""
-    translator = Translator.from_dir(MODEL_DIR)
+    translator = Translator.from_dir(folder)
     forced = copy.deepcopy(translator.model)
     with torch.no_grad():
         forced.output_bias[EOS_ID] = float("-inf")  # never stops: exactly max_len steps

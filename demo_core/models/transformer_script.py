@@ -70,24 +70,27 @@ def decoder_step(
     D = embedding.size(1)
     d = D // n_heads
     S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
-    x = embedding[prev] + positions[t]  # [B, D]
+    x = embedding[prev] + positions.select(0, t)  # [B, D]
+    biases, keys, values = cross_bias.unbind(1), cross_keys.unbind(1), cross_values.unbind(1)  # per layer
     attention: list[torch.Tensor] = []
     for i in range(len(weights) // 18):  # DECODER_WEIGHTS_PER_LAYER
         w = weights[i * 18:(i + 1) * 18]
         qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3])  # [B, 3D]
-        cache[i, :, :, :, t] = qkv[:, D:].view(B, 2, n_heads, d)  # this position's keys and values
-        live = cache[i, :, :, :, :t + 1]  # [B, 2, H, t+1, d]
-        context = F.scaled_dot_product_attention(qkv[:, :D].view(B, n_heads, 1, d), live[:, 0], live[:, 1])
+        layer = cache.select(0, i)  # [B, 2, H, capacity, d]
+        layer.select(3, t).copy_(qkv.narrow(1, D, 2 * D).view(B, 2, n_heads, d))  # this position's keys and values
+        live = layer.narrow(3, 0, t + 1)  # [B, 2, H, t+1, d]
+        context = F.scaled_dot_product_attention(qkv.narrow(1, 0, D).view(B, n_heads, 1, d), live.select(1, 0),
+                                                 live.select(1, 1))
         x = x + F.linear(context.view(B, D), w[4], w[5])
         h = torch.layer_norm(x, [D], w[6], w[7], 1e-5)
         if folded:
-            scores = torch.baddbmm(cross_bias[:, i], h.view(B, 1, D), cross_keys[:, i])  # [B, 1, H*S]
+            scores = torch.baddbmm(biases[i], h.view(B, 1, D), keys[i])  # [B, 1, H*S]
             att = torch.softmax(scores.view(B, n_heads, S), dim=-1)  # [B, H, S]
-            x = torch.baddbmm(x.view(B, 1, D), att.view(B, 1, n_heads * S), cross_values[:, i]).view(B, D)
+            x = torch.baddbmm(x.view(B, 1, D), att.view(B, 1, n_heads * S), values[i]).view(B, D)
         else:
             q = F.linear(h, w[14], w[15]).view(B, n_heads, 1, d) * d**-0.5
-            att4 = torch.softmax(q @ cross_keys[:, i].transpose(-2, -1) + cross_bias[:, i][:, None], dim=-1)  # [B, H, 1, S]
-            x = x + F.linear((att4 @ cross_values[:, i]).view(B, D), w[16], w[17])
+            att4 = torch.softmax(q @ keys[i].transpose(-2, -1) + biases[i].unsqueeze(1), dim=-1)  # [B, H, 1, S]
+            x = x + F.linear((att4 @ values[i]).view(B, D), w[16], w[17])
             att = att4.view(B, n_heads, S)
         attention.append(att)
         up = F.linear(torch.layer_norm(x, [D], w[8], w[9], 1e-5), w[10], w[11]).relu_()
@@ -126,9 +129,9 @@ def greedy_loop(
         log_probs, att = decoder_step(prev, t, cache, embedding, positions, weights, folded, cross_bias, cross_keys,
                                       cross_values, output_packed, output_w, output_b, final_w, final_b, n_heads)
         top = log_probs.topk(k, dim=-1)
-        token = top.indices[:, 0].masked_fill(done, pad)
+        token = top.indices.select(1, 0).masked_fill(done, pad)
         tokens.append(token)
-        chosen.append(top.values[:, 0])  # the token's log-prob wherever it is read: up to the row's EOS
+        chosen.append(top.values.select(1, 0))  # the token's log-prob wherever it is read: up to the row's EOS
         top_ids.append(top.indices)
         top_values.append(top.values)
         attention.append(att if record else att[:, :0])

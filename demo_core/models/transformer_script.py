@@ -119,27 +119,32 @@ def greedy_loop(
     not ``record``).
     """
     tokens: list[torch.Tensor] = []
-    chosen: list[torch.Tensor] = []
     top_ids: list[torch.Tensor] = []
     top_values: list[torch.Tensor] = []
     attention: list[torch.Tensor] = []
+    one = first.size(0) == 1  # one row: it stops at its EOS, nothing to mask or gather
     done = torch.zeros(first.size(0), dtype=torch.bool)
     prev = first
     for t in range(limit):
         log_probs, att = decoder_step(prev, t, cache, embedding, positions, weights, folded, cross_bias, cross_keys,
                                       cross_values, output_packed, output_w, output_b, final_w, final_b, n_heads)
         top = log_probs.topk(k, dim=-1)
-        token = top.indices.select(1, 0).masked_fill(done, pad)
-        tokens.append(token)
-        chosen.append(top.values.select(1, 0))  # the token's log-prob wherever it is read: up to the row's EOS
         top_ids.append(top.indices)
         top_values.append(top.values)
         attention.append(att if record else att[:, :0])
-        done = done | (token == eos)
-        prev = token
-        if bool(done.all()):
-            break
-    return torch.stack(tokens), torch.stack(chosen), torch.stack(top_ids), torch.stack(top_values), torch.stack(attention)
+        if one:
+            prev = top.indices.select(1, 0)
+            tokens.append(prev)
+            if int(prev) == eos:
+                break
+        else:
+            prev = top.indices.select(1, 0).masked_fill(done, pad)
+            tokens.append(prev)
+            done = done | (prev == eos)
+            if bool(done.all()):
+                break
+    values = torch.stack(top_values)  # [T, B, k]; the token's log-prob is the first wherever it is read (up to the row's EOS)
+    return torch.stack(tokens), values.select(2, 0), torch.stack(top_ids), values, torch.stack(attention)
 
 
 _COMPILED: dict[str, Any] = {}

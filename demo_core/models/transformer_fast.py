@@ -209,17 +209,20 @@ class PackedEncoder(nn.Module):
         self.register_buffer("embedding", model.src_embed.weight.detach() * math.sqrt(cfg.d_model), persistent=False)
         self.register_buffer("positions", model.positions.detach().clone(), persistent=False)
         self._direct: list[dict[str, Linear]] | None = None  # bound at the first call, after packing
-        self._scripted: list[torch.Tensor] | None = None  # ... or the weights of ``encoder_layers``
+        self._scripted: list | None = None  # ... or the weights of ``transformer_script.encoder``
 
-    def _script_weights(self) -> list[torch.Tensor] | None:
-        """Every layer's tensors for ``transformer_script.encoder_layers``, or None when a projection
-        is packed (a large model's): those run through ``_direct``."""
+    def _script_weights(self) -> list | None:
+        """The layers' tensors, the final norm's and the cross-attention keys' and values' projections
+        for ``transformer_script.encoder``, or None when a projection is packed (a large model's):
+        those run through ``_direct``."""
         if not _plain(*(getattr(layer, n) for layer in self.layers for n in ("qkv", "out", "up", "down")),
-                      *(norm for layer in self.layers for norm in layer.norms)):
+                      *(norm for layer in self.layers for norm in layer.norms), self.final_norm, *self.cross_kv):
             return None
-        return [t.detach() for layer in self.layers for t in (
+        layers = [t.detach() for layer in self.layers for t in (
             layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight, layer.qkv.bias, layer.out.weight, layer.out.bias,
             layer.norms[1].weight, layer.norms[1].bias, layer.up.weight, layer.up.bias, layer.down.weight, layer.down.bias)]
+        return [layers, self.final_norm.weight.detach(), self.final_norm.bias.detach(),
+                [t.detach() for proj in self.cross_kv for t in (proj.weight, proj.bias)]]
 
     def _bind(self) -> list[dict[str, Linear]]:
         """Every layer's projections and norms as direct calls (``_direct``)."""
@@ -234,19 +237,26 @@ class PackedEncoder(nn.Module):
         if self.max_positions < S:
             raise ValueError(f"sequence of {S} positions exceeds max_positions={self.max_positions}")
         H, d = self.n_heads, self.d_head
-        x = self.embedding[src] + self.positions[:S]  # [B, S, D]
-        self_attention = []
         if self._direct is None:
             self._direct, self._scripted = self._bind(), self._script_weights()
-        if self._scripted is not None:  # the same layers in one TorchScript call
-            x, self_attention = compiled("encoder_layers")(x, bias, self._scripted, H)
-        else:
-            for f in self._direct:
-                q, k, v = f["qkv"](f["norm_attn"](x)).view(B, S, 3, H, d).permute(2, 0, 3, 1, 4)  # each [B, H, S, d]
-                weights = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
-                self_attention.append(weights)
-                x = x + f["out"]((weights @ v).transpose(1, 2).reshape(B, S, H * d))
-                x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
+        if self._scripted is not None:  # the same operations in one TorchScript call
+            fold = B * S <= FOLD_MAX_POSITIONS
+            layers, final_w, final_b, kv = self._scripted
+            keys, values, attention, scores, score_bias, cross_values = compiled("encoder")(
+                src, self.embedding, self.positions, bias, layers, H, final_w, final_b, kv, self.cross_query_w,
+                self.cross_query_b, self.cross_out_w, self.cross_out_b, fold)
+            if not fold:
+                scores = score_bias = cross_values = None
+            return TransformerMemory(mask=mask, bias=bias, cross_k=keys, cross_v=values, self_attention=attention,
+                                     cross_scores=scores, cross_score_bias=score_bias, cross_values=cross_values)
+        x = self.embedding[src] + self.positions[:S]  # [B, S, D]
+        self_attention = []
+        for f in self._direct:
+            q, k, v = f["qkv"](f["norm_attn"](x)).view(B, S, 3, H, d).permute(2, 0, 3, 1, 4)  # each [B, H, S, d]
+            weights = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
+            self_attention.append(weights)
+            x = x + f["out"]((weights @ v).transpose(1, 2).reshape(B, S, H * d))
+            x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         x = self.final_norm(x)
         kv = torch.stack([proj(x) for proj in self.cross_kv], dim=1).view(B, -1, S, 2, H, d)  # [B, L, S, 2, H, d]
         keys, values = kv.permute(3, 0, 1, 4, 2, 5).contiguous()  # each [B, L, H, S, d]

@@ -6,7 +6,7 @@ order inside TorchScript's interpreter, so they compute exactly what the Python 
 ``models.transformer_fast`` and ``decoding.search`` compute (``tests/test_transformer_loop.py``
 checks it on the shipped models), with less work between operations:
 
-* ``encoder_layers``: the encoder layers of ``PackedEncoder.encode``;
+* ``encoder_layers``: the encoder layers of ``PackedEncoder.encode``, and ``encoder``: all of it;
 * ``decoder_step``: ``PackedDecoder``'s step, embedding to log-probabilities;
 * ``greedy_loop``: plain greedy decoding, ``decoder_step`` in the loop of
   ``search._decode_each``, recording what it records (``PackedDecoder.greedy``).
@@ -47,6 +47,35 @@ def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tens
         up = F.linear(torch.layer_norm(x, [D], w[6], w[7], 1e-5), w[8], w[9]).relu_()
         x = x + F.linear(up, w[10], w[11])
     return x, attention
+
+
+def encoder(
+    src: torch.Tensor, embedding: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tensor],
+    n_heads: int, final_w: torch.Tensor, final_b: torch.Tensor, kv: list[torch.Tensor], query_w: torch.Tensor,
+    query_b: torch.Tensor, out_w: torch.Tensor, out_b: torch.Tensor, fold: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``PackedEncoder.encode`` from the ids src [B, S] (``embedding`` pre-scaled) to the memory's
+    tensors: cross-attention keys and values [B, L, H, S, d], self-attention [B, L_enc, H, S, S],
+    and, when ``fold``, the folded products (scores [B, L, D, H*S], their bias [B, L, 1, H*S],
+    values [B, L, H*S, D]; empty tensors otherwise). ``kv``: each decoder layer's fused
+    key/value projection (weight, bias); ``query_*`` / ``out_*``: the cross-attention's query
+    and output projections split by head (``PackedEncoder``'s buffers)."""
+    B, S = src.size(0), src.size(1)
+    D = embedding.size(1)
+    H, d = n_heads, D // n_heads
+    x, attention = encoder_layers(embedding[src] + positions.narrow(0, 0, S), bias, weights, n_heads)
+    x = torch.layer_norm(x, [D], final_w, final_b, 1e-5)
+    projected = [F.linear(x, kv[2 * i], kv[2 * i + 1]) for i in range(len(kv) // 2)]
+    both = torch.stack(projected, dim=1).view(B, -1, S, 2, H, d).permute(3, 0, 1, 4, 2, 5).contiguous()
+    keys, values = both[0], both[1]  # each [B, L, H, S, d]
+    self_attention = torch.stack(attention, dim=1)  # [B, L_enc, H, S, S]
+    if not fold:
+        empty = torch.zeros(0)
+        return keys, values, self_attention, empty, empty, empty
+    scores = (keys @ query_w).permute(0, 1, 4, 2, 3).reshape(B, -1, H * d, H * S)
+    score_bias = ((keys @ query_b)[..., 0] + bias.view(B, 1, 1, S)).view(B, -1, 1, H * S)
+    cross_values = (values @ out_w + out_b).view(B, -1, H * S, H * d)
+    return keys, values, self_attention, scores, score_bias, cross_values
 
 
 def decoder_step(

@@ -252,17 +252,8 @@ def decode_batch(
             tokens = top.indices[:, 0]
         else:
             tokens = _draw(log_probs, cfg, runs, live, generators)
-        chosen = log_probs.gather(1, tokens[:, None])[:, 0]
-        attn = attn.float()
-        for pos, (row, token, logprob, alt_ids, alt_probs) in enumerate(zip(
-                live, tokens.tolist(), chosen.tolist(), top.indices[:, : cfg.alternatives].tolist(),
-                top.values[:, : cfg.alternatives].exp().tolist())):
-            path = paths[row]
-            path["ids"].append(token)
-            path["logprobs"].append(logprob)
-            path["alt_ids"].append(alt_ids)
-            path["alt_probs"].append(alt_probs)
-            path["attention"].append(attn[pos, :, :, : src_lens[owner[row]]])
+        _append_step(paths, live, tokens, log_probs.gather(1, tokens[:, None])[:, 0], top.indices, top.values,
+                     attn, cfg.alternatives, [src_lens[owner[row]] for row in live])
         step += 1
         if history is not None:
             history = torch.cat([history, tokens[:, None]], dim=1)
@@ -287,17 +278,28 @@ def _traced_rows(traced: tuple[list[torch.Tensor], ...], n: int, alternatives: i
     and log-probs, attention [n_t, S]), as ``decode_batch``'s own loop assembles them."""
     paths: list[dict[str, list]] = [{"ids": [], "logprobs": [], "alt_ids": [], "alt_probs": [], "attention": []} for _ in range(n)]
     for rows, tokens, top_ids, top_values, attention in zip(*traced, strict=True):
-        attn = attention.float()[:, None, None, :]  # [n_t, 1, 1, S]: one layer, one head
-        for pos, (row, token, logprob, alt_ids, alt_probs) in enumerate(zip(
-                rows.tolist(), tokens.tolist(), top_values[:, 0].tolist(), top_ids[:, :alternatives].tolist(),
-                top_values[:, :alternatives].exp().tolist())):
-            path = paths[row]
-            path["ids"].append(token)
-            path["logprobs"].append(logprob)
-            path["alt_ids"].append(alt_ids)
-            path["alt_probs"].append(alt_probs)
-            path["attention"].append(attn[pos, :, :, : src_lens[row]])
+        live = rows.tolist()
+        _append_step(paths, live, tokens, top_values[:, 0], top_ids, top_values, attention[:, None, None, :],  # one layer, one head
+                     alternatives, [src_lens[row] for row in live])
     return [_hypothesis(path) for path in paths]
+
+
+def _append_step(paths: list[dict[str, list]], rows: list[int], tokens: torch.Tensor, logprobs: torch.Tensor,
+                 top_ids: torch.Tensor, top_values: torch.Tensor, attn: torch.Tensor, alternatives: int,
+                 lengths: list[int]) -> None:
+    """Append one step to the paths of ``rows`` (this step's rows, in order): tokens and their
+    log-probs [n], the top tokens and log-probs [n, >= alternatives], attention [n, L, H, S] cut to
+    each row's source length (``lengths``)."""
+    attn = attn.float()
+    for pos, (row, token, logprob, alt_ids, alt_probs, length) in enumerate(zip(
+            rows, tokens.tolist(), logprobs.tolist(), top_ids[:, :alternatives].tolist(),
+            top_values[:, :alternatives].exp().tolist(), lengths)):
+        path = paths[row]
+        path["ids"].append(token)
+        path["logprobs"].append(logprob)
+        path["alt_ids"].append(alt_ids)
+        path["alt_probs"].append(alt_probs)
+        path["attention"].append(attn[pos, :, :, :length])
 
 
 def _draw(log_probs: torch.Tensor, cfg: DecodeConfig, runs: list[tuple[int, int, int]], live: list[int],

@@ -12,6 +12,12 @@ their first dimension, so a decoder reorders or copies hypotheses with ``select`
 asks which architecture it drives. Every memory has a ``mask`` [B, S] (True = a real source
 token) and may offer the encoder's self-attention. ``decode_step`` may update the state it is
 given in place (a key/value cache): decoders only continue from the state a step returns.
+
+A model may also offer plain greedy decoding in one call, which ``decoding.search`` uses when
+no logits processor or forced prefix needs the Python loop: ``greedy_trace(memory, first,
+limit, k)`` -> ``GreedyTrace`` (one source or a batch decoded to the end) and ``greedy_rows(memory,
+state, first, limits, k)`` (a batch whose rows leave at their end, for ``decode_batch``). Either
+returns None where the model cannot, and must give what the three calls above give.
 """
 
 from __future__ import annotations

@@ -24,7 +24,10 @@ operations:
 * one key/value cache [L, B, 2, H, capacity, d] (``PackedState``): a step writes each
   layer's key and value in one copy, and beam search reorders it in one ``index_select``;
 * embeddings pre-multiplied by sqrt(d_model);
-* no dropout, no module tree walked per sublayer, packed fp16 products called directly.
+* no dropout, no module tree walked per sublayer, packed fp16 products called directly;
+* where every layer is a plain fp32 Linear (the shipped models), the encoder, the step and
+  plain greedy decoding run as TorchScript functions (``models.transformer_script``) that
+  repeat this module's Python operation by operation; the Python stays for the other cases.
 
 They return the module path's ``memory`` (plus the folded products), take its ``state`` (and return their own,
 which reads back as ``self_k`` / ``self_v``) and give the same attention weights as the module

@@ -14,6 +14,7 @@ steps run only the rows still writing.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+LOG = logging.getLogger("seq2seq_explorer")
 
 class RNNGreedy(nn.Module):
     """The decoder side of a trained, CPU-prepared ``RNNSeq2Seq`` (shared, not copied), with a
@@ -100,5 +102,6 @@ def scripted(model: nn.Module) -> Any:
             with warnings.catch_warnings():  # TorchScript's deprecation notice: it works in the pinned PyTorch
                 warnings.simplefilter("ignore")
                 return torch.jit.script(RNNGreedy(model))
-        except Exception:  # noqa: BLE001 (any compile failure means: decode from Python)
+        except Exception as exc:  # noqa: BLE001 (any compile failure means: decode from Python)
+            LOG.warning("RNN greedy loop not compiled (%s: %s); greedy decoding steps from Python", type(exc).__name__, exc)
             return None

@@ -328,7 +328,7 @@ class PackedDecoder(nn.Module):
             layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight, layer.qkv.bias, layer.self_out.weight,
             layer.self_out.bias, layer.norms[1].weight, layer.norms[1].bias, layer.norms[2].weight, layer.norms[2].bias,
             layer.up.weight, layer.up.bias, layer.down.weight, layer.down.bias, layer.cross_query.weight,
-            layer.cross_query.bias, layer.cross_out.weight, layer.cross_out.bias)]  # DECODER_WEIGHTS_PER_LAYER each
+            layer.cross_query.bias, layer.cross_out.weight, layer.cross_out.bias)]  # 18 a layer, decoder_step's order
         return (self.embedding, self.positions, weights), (*output, self.final_norm.weight.detach(), self.final_norm.bias.detach())
 
     def _cross(self, memory: TransformerMemory, rows: int) -> tuple[bool, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -24,9 +24,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ENCODER_WEIGHTS_PER_LAYER = 12  # the order of ``encoder_layers``' weights (``PackedEncoder``)
-DECODER_WEIGHTS_PER_LAYER = 18  # the order of ``decoder_step``'s weights (``PackedDecoder``)
-
 
 def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tensor],
                    n_heads: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -37,7 +34,7 @@ def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tens
     B, S, D = x.size(0), x.size(1), x.size(2)
     d = D // n_heads
     attention: list[torch.Tensor] = []
-    for i in range(len(weights) // 12):  # ENCODER_WEIGHTS_PER_LAYER
+    for i in range(len(weights) // 12):  # 12 tensors a layer, in the docstring's order (``PackedEncoder._script_weights``)
         w = weights[i * 12:(i + 1) * 12]
         qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3]).view(B, S, 3, n_heads, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, H, S, d]
@@ -102,7 +99,7 @@ def decoder_step(
     x = embedding[prev] + positions.select(0, t)  # [B, D]
     biases, keys, values = cross_bias.unbind(1), cross_keys.unbind(1), cross_values.unbind(1)  # per layer
     attention: list[torch.Tensor] = []
-    for i in range(len(weights) // 18):  # DECODER_WEIGHTS_PER_LAYER
+    for i in range(len(weights) // 18):  # 18 tensors a layer, in the docstring's order (``PackedDecoder._script_arguments``)
         w = weights[i * 18:(i + 1) * 18]
         qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3])  # [B, 3D]
         layer = cache.select(0, i)  # [B, 2, H, capacity, d]

@@ -247,7 +247,8 @@ def test_branch_with_the_models_own_token_reproduces_the_output(registry, tiny, 
         result = translator.run(text, replace(base, strategy=strategy, num_samples=3, seed=None))
         for index in range(len(result.hypotheses)):
             h = result.hypotheses[index]
-            steps = sorted({1, 3, len(h.ids) - (not h.finished)})  # a cut output's last step would fill the limit
+            steps = sorted({t for t in (1, 3, len(h.ids) - (not h.finished)) if 1 <= t <= len(h.ids)})  # a cut output's
+            # last step would fill the limit; a random sample may end before step 3
             for step in [t for t in steps if h.ids[t - 1] not in SPECIAL]:  # a sampled <unk> or <s> cannot be forced
                 cfg = replace(result.config, seed=None)  # a blank seed takes the original's
                 b = branch(translator, text, cfg, result, index, step, h.ids[step - 1])

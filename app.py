@@ -840,12 +840,35 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 #   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load).
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
 ANALYTICS_EVERY = 100
+# How long a thread running Python keeps the GIL while another waits for it (Python's default: 5 ms). The event loop (HTTP,
+# Gradio's queue) lets go of the GIL at every socket call and then waits for it behind the threads running Python (the
+# handlers, the batcher's bookkeeping), up to the whole interval each time: under 20 clients the server used 1.1-1.3 of
+# its 2 cores and answered 45-55 calls/s at 5 ms, 1.4 cores and 57-74 calls/s at 0.5 ms (docs/SPEED.md, "Under load").
+# S2S_SWITCH_INTERVAL (seconds) sets another.
+SWITCH_INTERVAL_S = 0.0005
+
+
+def switch_interval() -> float:
+    """The GIL switch interval the server runs with: ``S2S_SWITCH_INTERVAL`` if it is a number from 1 µs to 1 s,
+    else ``SWITCH_INTERVAL_S`` (a bad value is logged, not fatal)."""
+    given = os.environ.get("S2S_SWITCH_INTERVAL", "").strip()
+    if not given:
+        return SWITCH_INTERVAL_S
+    try:
+        value = float(given)
+    except ValueError:
+        value = float("nan")
+    if not 1e-6 <= value <= 1.0:  # NaN fails too
+        LOG.warning("S2S_SWITCH_INTERVAL=%r is not a number of seconds from 1e-6 to 1; using %g", given, SWITCH_INTERVAL_S)
+        return SWITCH_INTERVAL_S
+    return value
 
 
 def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
     """Start ``app`` (default: the module's ``demo``) with the theme, CSS and server limits
     (Gradio 6 takes the theme and CSS at launch)."""
     app = app or demo
+    sys.setswitchinterval(switch_interval())
     if not STOCK_GRADIO:
         make_sessions_lazy(SessionState, gr.__version__)
         os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by app.queue()

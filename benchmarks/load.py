@@ -4,7 +4,8 @@ Run from the repository root: ``python benchmarks/load.py [--clients 20] [--requ
 [--model de-en-rnn-bahdanau] [--max-seconds 600]``. It starts ``python app.py`` on a free port
 (in the environment, for comparison: ``S2S_MAX_BATCH=1`` turns batching off; ``S2S_STOCK_GRADIO=1`` leaves
 Gradio's per-call work as shipped: eager sessions, the monitoring summary after every event, two failed imports per
-event: see ``app.launch``) and sends raw HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's
+event: see ``app.launch``; ``S2S_SWITCH_INTERVAL=0.005`` runs the server with Python's default GIL switch interval
+instead of 0.5 ms) and sends raw HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's
 examples, 7-22 source tokens with EOS for de-en-rnn-bahdanau, and pairs of them, 17-41):
 
 0. in process: 16 of these requests decoded one by one and together (``batcher.run_together``), and
@@ -56,6 +57,7 @@ class Phase:
     wall_s: float = 0.0
     server_cpu_s: float = 0.0  # CPU time the server process spent during the phase (user + system)
     client_cpu_s: float = 0.0  # ... and this benchmark's own process (the clients)
+    busiest_threads_s: list[float] = field(default_factory=list)  # the server's two busiest threads' CPU seconds
 
     def add(self, ok: bool, seconds: float, error: str | None) -> None:
         if ok:
@@ -76,23 +78,44 @@ class Phase:
                 f"{self.wall_s:.1f} s; p50 {self.quantile(0.5) * 1000:.0f} ms, p95 {self.quantile(0.95) * 1000:.0f} ms, "
                 f"p99 {self.quantile(0.99) * 1000:.0f} ms, max {max(self.seconds, default=0) * 1000:.0f} ms; "
                 f"{self.throughput:.1f} requests/s; CPU per answered call: server {self.cpu_ms(self.server_cpu_s):.1f} ms, "
-                f"clients {self.cpu_ms(self.client_cpu_s):.1f} ms")
+                f"clients {self.cpu_ms(self.client_cpu_s):.1f} ms" + self.busy())
+
+    def busy(self) -> str:
+        """How busy the server was (cores, its two busiest threads' shares), for a phase that measured it."""
+        if not self.wall_s or not self.busiest_threads_s:
+            return ""
+        shares = ", ".join(f"{100 * t / self.wall_s:.0f}%" for t in self.busiest_threads_s)
+        return f"; server cores busy {self.server_cpu_s / self.wall_s:.2f}, its busiest threads {shares} of the time"
 
     def cpu_ms(self, seconds: float) -> float:
         return 1000 * seconds / len(self.seconds) if self.seconds else float("nan")
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_s(pid: int, stat: str | None = None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; ``stat``: another stat file, a thread's)."""
+    fields = Path(stat or f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of each thread of process ``pid`` so far, by thread id."""
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            seconds[task.name] = cpu_s(int(task.name), f"/proc/{pid}/task/{task.name}/stat")
+        except (OSError, ValueError):  # a thread that ended meanwhile
+            continue
+    return seconds
+
+
 def measured(pid: int, run: Callable[[], Phase]) -> Phase:
-    """``run()``'s phase with the server's and the clients' CPU time during it."""
-    server, client = cpu_s(pid), time.process_time()
+    """``run()``'s phase with the server's and the clients' CPU time during it, and the server's two busiest
+    threads' (under load: the event loop, HTTP and Gradio's queue, and the batcher's lane)."""
+    server, client, threads = cpu_s(pid), time.process_time(), thread_cpu_s(pid)
     phase = run()
     phase.server_cpu_s, phase.client_cpu_s = cpu_s(pid) - server, time.process_time() - client
+    after = thread_cpu_s(pid)
+    phase.busiest_threads_s = sorted((after[t] - threads.get(t, 0.0) for t in after), reverse=True)[:2]
     return phase
 
 

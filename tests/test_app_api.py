@@ -195,3 +195,23 @@ def test_compare_matches_two_generate_calls(client, results):
     assert answer["a"]["text"] == results(model, "greedy")["text"]
     assert answer["b"]["text"] == results(model, "beam")["text"]
     assert answer["b"]["hypotheses"][0]["score"] == results(model, "beam")["hypotheses"][0]["score"]
+
+
+def test_the_served_app_runs_with_a_short_gil_switch_interval(client):
+    """``app.launch`` sets the interval that keeps the event loop from queueing behind Python threads under load."""
+    import sys
+
+    import app
+
+    assert sys.getswitchinterval() == pytest.approx(app.switch_interval())
+
+
+@pytest.mark.parametrize(("given", "expected"), [("", 0.0005), ("0.005", 0.005), ("1e-4", 1e-4), ("fast", 0.0005),
+                                                 ("0", 0.0005), ("nan", 0.0005), ("-1", 0.0005), ("5", 0.0005)])
+def test_the_switch_interval_setting_falls_back_on_bad_values(monkeypatch, caplog, given, expected):
+    import app
+
+    monkeypatch.setenv("S2S_SWITCH_INTERVAL", given)
+    assert app.switch_interval() == pytest.approx(expected)
+    bad = given not in ("", "0.005", "1e-4")
+    assert ("S2S_SWITCH_INTERVAL" in caplog.text) == bad

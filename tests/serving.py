@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,4 +51,23 @@ def serving(demo: gr.Blocks) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
-        demo.close()
+        close(demo)
+
+
+def close(demo: gr.Blocks) -> None:
+    """``demo.close()``, with the server's stop event set on the server's own event loop first. Gradio sets that
+    asyncio event from the calling thread, which races with the loop ending event streams, each a waiter on it
+    ("RuntimeError: deque mutated during iteration"): rare with Python's 5 ms GIL switch interval, often with the
+    0.5 ms ``app.launch`` sets."""
+    event = getattr(getattr(demo, "app", None), "stop_event", None)
+    loop = getattr(event, "_loop", None)  # bound when a stream first waited on it
+    if event is not None and loop is not None and loop.is_running():
+        done = threading.Event()
+
+        def stop() -> None:
+            event.set()
+            done.set()
+
+        loop.call_soon_threadsafe(stop)
+        done.wait(5)
+    demo.close()

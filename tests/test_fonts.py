@@ -21,7 +21,7 @@ import app
 from demo_core.checkpoint import find_models
 from demo_core.serving import fonts
 from demo_core.text.tokenizer import Tokenizer
-from tests.serving import demo_for, free_port, serving
+from tests.serving import close, demo_for, free_port, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 LATIN_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -160,7 +160,7 @@ def test_chinese_renders_with_the_web_font_when_no_system_font_has_it(tmp_path):
             used = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
             browser.close()
     finally:
-        page_app.close()
+        close(page_app)
     web = [f for f in used if f["isCustomFont"]]
     assert web and web[0]["familyName"] == "Noto Sans CJK SC"
     assert sum(f["glyphCount"] for f in web) == len(CHINESE)  # every character, punctuation included

@@ -139,3 +139,34 @@ def test_deep_link_of_a_served_page(tiny_model_dir):
             stock._update_value_in_config(demo.page.text._id, "12345")
             expected = json.loads(orjson.dumps(list(stock.components), option=orjson.OPT_SERIALIZE_NUMPY, default=str))
     assert saved == expected
+
+
+def counting(config_for_block, computed: list[int]):
+    """``config_for_block`` that notes each block id it computes in ``computed``."""
+    def count(key, *args):
+        computed.append(key)
+        return config_for_block(key, *args)
+    return count
+
+
+def test_value_writes_compute_no_config_until_a_deep_link_asks(page, monkeypatch):
+    """Gradio writes every event's inputs and outputs into the session; a lazy session keeps them without computing
+    a config, and its deep link still equals stock Gradio's: the last value written, a later replacement winning."""
+    text, model = page.page.text._id, page.page.model._id
+    results = {}
+    for lazy in (True, False):
+        state = session(page, lazy=lazy)
+        with patched(lazy=lazy):
+            computed: list[int] = []
+            monkeypatch.setattr(state.blocks_config, "config_for_block", counting(state.blocks_config.config_for_block, computed))
+            state._update_value_in_config(text, "Ein Hund.")
+            state._update_value_in_config(text, "Zwei Hunde spielen im Schnee.")  # the last write wins
+            state._update_value_in_config(model, "a")
+            state[model] = gr.Dropdown(["a", "b"], value="b", label="Model", render=False)  # replaces the pending one
+            assert computed == [model]  # only the replacement's (stock Gradio computed the rest when it began)
+            assert isinstance(state.config_values[text], sessions.Pending) == lazy
+            results[lazy] = components(state)
+    assert results[True] == results[False]
+    shown = {json.loads(c)["id"]: json.loads(c) for c in results[True]}
+    assert shown[text]["props"]["value"] == "Zwei Hunde spielen im Schnee."
+    assert shown[model]["props"]["value"] != "a"  # the pending value was replaced by __setitem__'s config

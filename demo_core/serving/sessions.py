@@ -7,17 +7,23 @@ later restore the page as that session saw it: 16 ms of Python on the server's e
 call in process, 60% of the server's CPU per refused call under load (docs/SPEED.md, "Under
 load"). Nothing but that deep link reads those configs: in 6.31 ``config_values`` is read only
 by ``SessionState.components`` (the ``/gradio_api/deep_link`` route), and written by
-``__setitem__``, ``_update_config`` and ``_update_value_in_config`` (which already computes a
-missing entry first). So ``make_sessions_lazy`` swaps two members of the class:
+``__setitem__``, ``_update_config`` and ``_update_value_in_config``. So ``make_sessions_lazy``
+swaps three members of the class:
 
 - ``__init__`` records which blocks the session starts with (the same ones, the same order)
   and computes none of their configs;
-- ``components`` computes the missing ones from the blocks recorded at creation, so a deep link
-  yields exactly the configs, in exactly the order, that stock Gradio's would.
+- ``_update_value_in_config``, which Gradio calls for every input and output of every event
+  (stock: computing the block's config first if it is missing, ~0.1 ms a block), keeps a
+  missing block's value in a ``Pending`` entry at the same place instead;
+- ``components`` computes the missing and pending ones (a pending one gets its value written
+  in, as stock Gradio would have done), so a deep link yields exactly the configs, in exactly
+  the order, that stock Gradio's would.
 
-The writers are left as they are: an entry they write is what stock Gradio would have written.
-This holds because Gradio never changes a block in place once the page is built (an update
-replaces it in the session through ``__setitem__``, which recomputes its config).
+``__setitem__`` and ``_update_config`` are left as they are: an entry they write (over a
+pending one too) is what stock Gradio would have written. This holds because Gradio never
+changes a block in place once the page is built (an update replaces it in the session through
+``__setitem__``, which recomputes its config), so a config computed later is the one it would
+have computed earlier.
 
 The patch is tied to one Gradio: it is applied only when the version is the one
 requirements.txt pins and the two members' source is the one read when it was written;
@@ -41,10 +47,10 @@ from typing import Any
 LOG = logging.getLogger("seq2seq_explorer")
 PINNED_GRADIO = "6.31.0"  # requirements.txt
 # sha256 of ``inspect.getsource`` of the members replaced, as shipped in Gradio 6.31.0 (first 16 hex digits)
-EXPECTED_SOURCE = {"__init__": "1b2ea21dc42c45da", "components": "010247a9cb27797d"}
-# ... and of the members that write ``config_values``, whose behaviour the lazy one relies on
-RELIED_ON_SOURCE = {"__setitem__": "49a413d82fc29603", "_update_config": "4fbf595c7b71660c",
-                    "_update_value_in_config": "7e5b61f747b0dce7"}
+EXPECTED_SOURCE = {"__init__": "1b2ea21dc42c45da", "components": "010247a9cb27797d",
+                   "_update_value_in_config": "7e5b61f747b0dce7"}
+# ... and of the members that write ``config_values``, whose behaviour the lazy ones rely on
+RELIED_ON_SOURCE = {"__setitem__": "49a413d82fc29603", "_update_config": "4fbf595c7b71660c"}
 MARK = "_s2s_lazy_configs"  # set on the class once patched, holding the stock members
 
 
@@ -70,6 +76,36 @@ def mismatch(session_class: type, version: str) -> str | None:
     return None
 
 
+class Pending(dict):
+    """A block's place in ``config_values`` whose config is not computed yet, holding the value written for it.
+    An empty dict, so stock Gradio's members (after ``make_sessions_eager``) skip it instead of failing."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+def lazy_update_value_in_config(self: Any, key: int, value: Any) -> None:
+    """Stock ``_update_value_in_config`` without computing a missing config now: the value waits in a ``Pending``
+    entry (the latest one wins, as stock Gradio's last write does) until ``components`` needs the config."""
+    config = self.config_values.get(key, Pending)
+    if config is Pending or isinstance(config, Pending):
+        self.config_values[key] = Pending(value)
+    elif "props" in config:
+        config["props"]["value"] = value
+
+
+def resolved(self: Any, key: int) -> Any:
+    """The config at ``key``, computed now (its pending value written in) if it is ``Pending``."""
+    config = self.config_values[key]
+    if isinstance(config, Pending):
+        pending = config
+        config = self.config_values[key] = self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key])
+        if "props" in config:
+            config["props"]["value"] = pending.value
+    return config
+
+
 def lazy_init(self: Any, blocks: Any) -> None:
     """Stock ``SessionState.__init__`` without computing any block's config (``config_values`` starts empty)."""
     self.blocks_config = copy(blocks.default_config)
@@ -85,7 +121,7 @@ def lazy_init(self: Any, blocks: Any) -> None:
 
 def lazy_components(self: Any) -> Iterator[dict]:
     """Every block's config as stock ``components`` yields it: the initial blocks first (computed now if no
-    writer did it yet), then the blocks added since, in the order they were added."""
+    writer did it yet), then the blocks added since, in the order they were added; pending ones computed now."""
     initial: dict = getattr(self, "_initial_blocks", {})  # {} for a session created before the patch
     configs = self.config_values
     for key, block in initial.items():
@@ -93,8 +129,9 @@ def lazy_components(self: Any) -> Iterator[dict]:
             configs[key] = self.blocks_config.config_for_block(key, [], block)
     later = [key for key in configs if key not in initial]
     for key in [*initial, *later]:
-        if configs[key]:
-            yield configs[key]
+        config = resolved(self, key)
+        if config:
+            yield config
 
 
 def make_sessions_lazy(session_class: type, version: str) -> bool:
@@ -109,6 +146,7 @@ def make_sessions_lazy(session_class: type, version: str) -> bool:
         return False
     setattr(session_class, MARK, {name: inspect.getattr_static(session_class, name) for name in EXPECTED_SOURCE})
     session_class.__init__ = lazy_init
+    session_class._update_value_in_config = lazy_update_value_in_config
     session_class.components = property(lazy_components, doc=lazy_components.__doc__)
     LOG.info("new Gradio sessions compute their blocks' configs only when a deep link asks")
     return True

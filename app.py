@@ -20,27 +20,24 @@ wires components to ``demo_core.serving``; no model or plotting code lives here.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import importlib.util
 import inspect
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import gradio as gr
 import torch
 from gradio.state_holder import SessionState
 
-from demo_core.decoding import OPTION, OPTIONS, DecodeConfig, Option
+from demo_core.decoding import OPTION, OPTIONS, Option
 from demo_core.decoding.config import STRATEGY_LABELS
 from demo_core.figures_speech import synthesis_figure
-from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry, Translator
+from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
 from demo_core.serving import attention_view, branching, catalogue, fonts, lab_json, lab_view, links, pronunciation, replies, synthesis, views
 from demo_core.serving.batcher import MAX_BATCH, Batcher
 from demo_core.serving.explanations import explanation
@@ -142,7 +139,10 @@ def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], optio
     signature = inspect.Signature([*params, request], return_annotation=dict)
 
     def call(*args: Any, **kwargs: Any) -> dict:
-        arguments, given = bound_arguments(signature, args, kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        given = arguments.pop("request")
         try:
             return run(arguments)
         finally:
@@ -154,36 +154,6 @@ def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], optio
     call.__signature__ = signature  # type: ignore[attr-defined]
     call.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": dict}
     return call
-
-
-def bound_arguments(signature: inspect.Signature, args: tuple, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """An endpoint's arguments by name, defaults filled in, and the ``request`` Gradio passed (None if none)."""
-    bound = signature.bind(*args, **kwargs)
-    bound.apply_defaults()
-    arguments = dict(bound.arguments)
-    return arguments, arguments.pop("request")
-
-
-def served(call: Callable[..., dict], run: Callable[[dict[str, Any]], Awaitable[dict]],
-           after: Callable[[gr.Request | None], None] | None = None) -> Callable[..., Awaitable[dict]]:
-    """The ``endpoint`` ``call`` as a coroutine function with its name, signature and documentation, which
-    awaits ``run`` (the same arguments by name): Gradio awaits it on its event loop instead of handing every call
-    to a worker thread. ``call`` itself stays a plain function for direct use."""
-    signature: inspect.Signature = call.__signature__  # type: ignore[attr-defined]
-
-    async def serve(*args: Any, **kwargs: Any) -> dict:
-        arguments, given = bound_arguments(signature, args, kwargs)
-        try:
-            return await run(arguments)
-        finally:
-            if after is not None:
-                after(given)
-
-    serve.__name__ = serve.__qualname__ = call.__name__
-    serve.__doc__ = call.__doc__
-    serve.__signature__ = signature  # type: ignore[attr-defined]
-    serve.__annotations__ = call.__annotations__
-    return serve
 
 
 def option_control(opt: Option, value: Any, elem_id: str, **layout: Any) -> gr.components.Component:
@@ -198,23 +168,6 @@ def option_control(opt: Option, value: Any, elem_id: str, **layout: Any) -> gr.c
     low, high, step = opt.page
     high = layout.pop("maximum", high)
     return gr.Slider(low, high, value=value, step=step, label=opt.label, elem_id=elem_id, **layout)
-
-
-# A /generate reply with more attention weights than this is built in a worker thread, not on Gradio's event loop:
-# about 2 ms of Python there (a greedy sentence's default reply has a few hundred).
-REPLY_ON_LOOP_FLOATS = 20_000
-
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    """A ``/generate`` call that passed every check: what to decode and how to reply."""
-
-    translator: Translator
-    text: str
-    cfg: DecodeConfig
-    forced: list[int]  # the forced prefix's token ids
-    attention: str  # "best" | "all" | "none" (``replies.attention_choice``)
-    steps: bool  # add the lab's steps to the reply
 
 
 class Page:
@@ -235,7 +188,6 @@ class Page:
             f"attention [T, layers, heads, S] (null where not asked for).\n\n{replies.ATTENTION_DOC}",
             {"text": (str, inspect.Parameter.empty), "model": (str, self.default_model or "")},
             list(OPTIONS), self._generate, REPLY_PARAMS | LAB_PARAMS, self.forget_session)
-        self.generate_served = served(self.generate, self._generate_served, self.forget_session)  # what gr.api serves
         self.compare = endpoint(
             "compare",
             "Decode ``text`` with model A / strategy A and with model B / strategy B (same source language).\n\nThe "
@@ -275,38 +227,11 @@ class Page:
             holder.time_last_used.pop(session, None)
 
     def _generate(self, args: dict[str, Any]) -> dict:
-        return self._generate_checked(self._check_generate(args))
-
-    async def _generate_served(self, args: dict[str, Any]) -> dict:
-        """``_generate`` as Gradio serves it, awaited on its event loop. A batchable request for a loaded model
-        (greedy or sampling, no prefix, no steps) is checked there, waits for its batch without holding a worker
-        thread, and gets its reply built there unless that reply is large: each call then costs two thread
-        handovers fewer. Everything else (a model's first load, speech, beam search, a prefix, steps) runs in a
-        worker thread, as Gradio runs a plain function."""
-        model = args.get("model")
-        if not (isinstance(model, str) and self.registry.is_loaded(model.strip())):
-            return await anyio.to_thread.run_sync(self._generate, args)
-        checked = self._check_generate(args)
-        future = None
-        if isinstance(checked, GenerateRequest) and not checked.steps:
-            with user_errors():
-                future = BATCHER.submit(checked.translator, checked.text, checked.cfg, checked.forced)
-        if future is None:
-            return await anyio.to_thread.run_sync(self._generate_checked, checked)
-        with user_errors():
-            result = await asyncio.wrap_future(future)
-        if replies.attention_floats(result, checked.attention) > REPLY_ON_LOOP_FLOATS:
-            return await anyio.to_thread.run_sync(self._generate_reply, checked, result)
-        return self._generate_reply(checked, result)
-
-    def _check_generate(self, args: dict[str, Any]) -> GenerateRequest | dict[str, Any]:
-        """Every check of a ``/generate`` call, nothing decoded: the request, or for a speech model the
-        ``/synthesize`` arguments (speech has one strategy and one small attention: the /synthesize reply)."""
         text, model = args.pop("text"), args.pop("model")
         with user_errors():
             attention = replies.attention_choice(args.pop("attention"))
-        if self.registry.is_speech(model):
-            return {"text": text, "model": model, "seed": args.get("seed")}
+        if self.registry.is_speech(model):  # speech has one strategy and one small attention: the /synthesize reply
+            return self._synthesize({"text": text, "model": model, "seed": args.get("seed")})
         prefix, steps = args.pop("prefix", ""), args.pop("steps", False)
         with user_errors():
             if not isinstance(steps, bool) and str(steps).strip().lower() not in ("true", "false", "1", "0", ""):
@@ -314,23 +239,11 @@ class Page:
             steps = steps if isinstance(steps, bool) else str(steps).strip().lower() in ("true", "1")
             translator, cfg = prepare_request(self.registry, text, model, args)
             forced = branching.prefix_ids(translator, prefix, cfg, text)
-        return GenerateRequest(translator, text, cfg, forced, attention, steps)
-
-    def _generate_checked(self, checked: GenerateRequest | dict[str, Any]) -> dict:
-        """Decode a checked request (with other API calls that arrive together, where it can) and reply."""
-        if not isinstance(checked, GenerateRequest):
-            return self._synthesize(checked)
-        with user_errors():
-            result = BATCHER.run(checked.translator, checked.text, checked.cfg, checked.forced)
-        return self._generate_reply(checked, result)
-
-    def _generate_reply(self, checked: GenerateRequest, result: DecodeResult) -> dict:
-        with user_errors():
-            out = replies.bounded(lambda: pronunciation.api_json(self.registry, result, checked.attention), [result],
-                                  checked.attention)
-            out["prefix_tokens"] = len(checked.forced)
-            if checked.steps:
-                out["steps"] = lab_json.steps_json(result, checked.translator, 0, prefix=checked.forced)
+            result = BATCHER.run(translator, text, cfg, forced)  # with other API calls that arrive together, where it can
+            out = replies.bounded(lambda: pronunciation.api_json(self.registry, result, attention), [result], attention)
+            out["prefix_tokens"] = len(forced)
+            if steps:
+                out["steps"] = lab_json.steps_json(result, translator, 0, prefix=forced)
             return out
 
     def _synthesize(self, args: dict[str, Any]) -> dict:
@@ -841,7 +754,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         figures = heatmap
         request = {page.text, page.model, page.speech_seed, lab_state, *controls.values()}  # handlers read values by component
 
-        gr.api(page.generate_served, api_name="generate", concurrency_limit=GENERATE_CONCURRENCY)
+        gr.api(page.generate, api_name="generate", concurrency_limit=GENERATE_CONCURRENCY)
         gr.api(page.compare, api_name="compare")
         gr.api(page.synthesize, api_name="synthesize")
         gr.on([run.click, page.text.submit], page.check, request, None, api_name="check", show_progress="hidden",

@@ -233,10 +233,6 @@ class ModelRegistry:
         entry = self.entries.get(model_id or "")
         return entry is not None and entry.card is not None and entry.card.task == "tts"
 
-    def is_loaded(self, model_id: str) -> bool:
-        """Whether ``model_id`` is loaded already (so ``get`` returns at once)."""
-        return model_id in self._loaded
-
     def get(self, model_id: str) -> Translator:
         """The text model ``model_id``, loaded on first use."""
         if self.is_speech(model_id):

@@ -215,35 +215,3 @@ def test_the_switch_interval_setting_falls_back_on_bad_values(monkeypatch, caplo
     assert app.switch_interval() == pytest.approx(expected)
     bad = given not in ("", "0.005", "1e-4")
     assert ("S2S_SWITCH_INTERVAL" in caplog.text) == bad
-
-
-def test_served_generate_answers_as_the_plain_function_and_keeps_slow_work_off_the_event_loop(monkeypatch):
-    """What Gradio serves (``Page.generate_served``, awaited on its event loop) replies exactly as ``Page.generate``;
-    a model's first load, beam search and steps go to a worker thread, a greedy call of a loaded model does not."""
-    import asyncio
-
-    import anyio
-
-    import app
-
-    model = TRANSLATORS[0]
-    page = app.Page(ModelRegistry())  # nothing loaded yet
-    threads: list[str] = []
-    real = anyio.to_thread.run_sync
-
-    async def counted(fn, *args, **kwargs):
-        threads.append(fn.__name__)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(app.anyio.to_thread, "run_sync", counted)
-    for options, expect_thread in (({}, True), ({}, False), ({"strategy": "beam", "beam_size": 3}, True),
-                                   ({"steps": True}, True)):
-        threads.clear()
-        served = asyncio.run(page.generate_served(input_for(model), model, **options))
-        assert bool(threads) == expect_thread, (options, threads)
-        plain = page.generate(input_for(model), model, **options)
-        assert served.keys() == plain.keys()
-        assert [h["ids"] for h in served["hypotheses"]] == [h["ids"] for h in plain["hypotheses"]]
-        assert served["hypotheses"][0]["score"] == plain["hypotheses"][0]["score"]
-    with pytest.raises(Exception, match="empty"):
-        asyncio.run(page.generate_served("", model))

@@ -247,19 +247,3 @@ def test_a_lone_request_does_not_wait_for_company(registry):
     for _ in range(2):
         batcher.run(translator, "Ein Mann.", DecodeConfig())
     assert time.perf_counter() - start < 2.0
-
-
-def test_submit_queues_batchable_requests_and_leaves_the_rest_to_run(registry):
-    """``Batcher.submit`` gives a future that a caller cannot cancel under the lane (the lane must always be able to
-    hand out its results), whose result is what ``run`` gives; beam search and prefixes are not queued."""
-    translator = registry.get("de-en-rnn-bahdanau")
-    batcher = Batcher()
-    future = batcher.submit(translator, "Ein Mann.", DecodeConfig())
-    assert future is not None and not future.cancel()
-    assert future.result(timeout=60).hypotheses[0].ids == translator.run("Ein Mann.", DecodeConfig()).hypotheses[0].ids
-    assert batcher.submit(translator, "Ein Mann.", DecodeConfig(strategy="beam")) is None
-    assert batcher.submit(translator, "Ein Mann.", DecodeConfig(), prefix=[5]) is None
-    with pytest.raises(InputError):
-        batcher.submit(translator, "", DecodeConfig())
-    assert batcher.lane("short").requests == 1  # after all that, the lane still answers
-    assert batcher.run(translator, "Zwei Hunde.", DecodeConfig()).hypotheses

@@ -20,7 +20,6 @@ and settings that arrive within a few milliseconds of each other are decoded as 
 
     batcher = Batcher()
     result = batcher.run(translator, text, cfg)  # blocks until decoded; thread-safe
-    future = batcher.submit(translator, text, cfg)  # or: a Future to wait on (None: not batchable, use run)
 """
 
 from __future__ import annotations
@@ -179,18 +178,9 @@ class Batcher:
 
     def run(self, translator: Translator, text: str, cfg: DecodeConfig, prefix: list[int] | str = "") -> DecodeResult:
         """What ``translator.run(text, cfg, prefix=prefix)`` returns (or raises), decoded in a batch where possible."""
-        future = self.submit(translator, text, cfg, prefix)
-        if future is None:
+        if self.max_batch <= 1 or not batchable(cfg, prefix):
             with self._alone:
                 return translator.run(text, cfg, prefix=prefix)
-        return future.result()
-
-    def submit(self, translator: Translator, text: str, cfg: DecodeConfig, prefix: list[int] | str = "") -> Future | None:
-        """Queue a batchable request and return the future of its ``DecodeResult`` (at once: the caller may wait
-        for it in a thread or on an event loop); None for a request that does not batch (``run`` decodes those).
-        Raises ``InputError`` for settings or text the model cannot take, before queueing."""
-        if self.max_batch <= 1 or not batchable(cfg, prefix):
-            return None
         try:
             cfg.validate()
         except ValueError as exc:
@@ -198,6 +188,5 @@ class Batcher:
         cfg = with_fresh_seed(cfg)
         ids = translator.source_ids(text)  # InputError for text it cannot take, as ``run`` raises it
         job = Job(translator, text, cfg, ids)
-        job.future.set_running_or_notify_cancel()  # a caller that gives up cannot cancel it under the lane's feet
         self.lane("long" if row_steps(cfg, ids) > self.long_row_steps else "short").submit(job)
-        return job.future
+        return job.future.result()

@@ -842,8 +842,8 @@ STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
 ANALYTICS_EVERY = 100
 # How long a thread running Python keeps the GIL while another waits for it (Python's default: 5 ms). The event loop (HTTP,
 # Gradio's queue) lets go of the GIL at every socket call and then waits for it behind the threads running Python (the
-# handlers, the batcher's bookkeeping), up to the whole interval each time: under 20 clients the server used 1.1-1.3 of
-# its 2 cores and answered 45-55 calls/s at 5 ms, 1.4 cores and 57-74 calls/s at 0.5 ms (docs/SPEED.md, "Under load").
+# handlers, the batcher's bookkeeping), up to the whole interval each time: under 20 clients the server used 1.1 of its
+# 2 cores and answered 45-47 calls/s at 5 ms, 1.4 cores and 54-59 calls/s at 0.5 ms (docs/SPEED.md, "Under load").
 # S2S_SWITCH_INTERVAL (seconds) sets another.
 SWITCH_INTERVAL_S = 0.0005
 

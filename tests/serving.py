@@ -57,8 +57,8 @@ def serving(demo: gr.Blocks) -> Iterator[str]:
 def close(demo: gr.Blocks) -> None:
     """``demo.close()``, with the server's stop event set on the server's own event loop first. Gradio sets that
     asyncio event from the calling thread, which races with the loop ending event streams, each a waiter on it
-    ("RuntimeError: deque mutated during iteration"): rare with Python's 5 ms GIL switch interval, often with the
-    0.5 ms ``app.launch`` sets."""
+    ("RuntimeError: deque mutated during iteration"), more often with the 0.5 ms GIL switch interval ``app.launch``
+    sets than with Python's 5 ms."""
     event = getattr(getattr(demo, "app", None), "stop_event", None)
     loop = getattr(event, "_loop", None)  # bound when a stream first waited on it
     if event is not None and loop is not None and loop.is_running():

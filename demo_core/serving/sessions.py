@@ -26,8 +26,8 @@ changes a block in place once the page is built (an update replaces it in the se
 have computed earlier.
 
 The patch is tied to one Gradio: it is applied only when the version is the one
-requirements.txt pins and the two members' source is the one read when it was written;
-otherwise nothing changes and a log line says why. ``demo_core`` never imports gradio: the app
+requirements.txt pins and the source of the members it replaces or relies on is the one read
+when it was written; otherwise nothing changes and a log line says why. ``demo_core`` never imports gradio: the app
 passes the class and the version in.
 
     from gradio.state_holder import SessionState
@@ -88,11 +88,10 @@ class Pending(dict):
 def lazy_update_value_in_config(self: Any, key: int, value: Any) -> None:
     """Stock ``_update_value_in_config`` without computing a missing config now: the value waits in a ``Pending``
     entry (the latest one wins, as stock Gradio's last write does) until ``components`` needs the config."""
-    config = self.config_values.get(key, Pending)
-    if config is Pending or isinstance(config, Pending):
+    if key not in self.config_values or isinstance(self.config_values[key], Pending):
         self.config_values[key] = Pending(value)
-    elif "props" in config:
-        config["props"]["value"] = value
+    elif "props" in self.config_values[key]:
+        self.config_values[key]["props"]["value"] = value
 
 
 def resolved(self: Any, key: int) -> Any:

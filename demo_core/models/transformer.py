@@ -34,13 +34,8 @@ from torch import nn
 
 from demo_core.models.cpu import pack_linears
 from demo_core.models.interface import GreedyTrace
-from demo_core.models.transformer_fast import (
-    PackedDecoder,
-    PackedEncoder,
-    TransformerMemory,
-    TransformerState,
-    grow_cache,
-)
+from demo_core.models.transformer_fast import PackedDecoder, PackedEncoder, TransformerMemory
+from demo_core.models.transformer_state import TransformerState, grow_cache
 from demo_core.text.tokenizer import PAD_ID
 
 CACHE_CAPACITY = 16  # first key/value cache size in positions; doubled when full

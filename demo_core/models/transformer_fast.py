@@ -21,8 +21,9 @@ operations:
   an output projection. The folded products grow with the source, so more than
   ``FOLD_MAX_POSITIONS`` positions a step (a batch, many beams over a long source) are decoded
   the plain way;
-* one key/value cache [L, B, 2, H, capacity, d] (``PackedState``): a step writes each
-  layer's key and value in one copy, and beam search reorders it in one ``index_select``;
+* one key/value cache [L, B, 2, H, capacity, d] (``PackedState`` in ``models.transformer_state``):
+  a step writes each layer's key and value in one copy, and beam search reorders it in one
+  ``index_select``;
 * embeddings pre-multiplied by sqrt(d_model);
 * no dropout, no module tree walked per sublayer, packed fp16 products called directly;
 * where every layer is a plain fp32 Linear (the shipped models), the encoder, the step and
@@ -51,6 +52,7 @@ from torch import nn
 
 from demo_core.models.interface import GreedyTrace, Memory, Rows, State
 from demo_core.models.transformer_script import compiled
+from demo_core.models.transformer_state import PackedState
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
@@ -93,46 +95,6 @@ class TransformerMemory(Memory):
         return Rows.select(memory, index)
 
 
-@dataclass(frozen=True)
-class TransformerState(State):
-    """Key/value cache [B, L_dec, H, capacity, d] whose first ``length`` positions are filled."""
-
-    self_k: torch.Tensor
-    self_v: torch.Tensor
-    length: int
-
-
-@dataclass(frozen=True)
-class PackedState(State):
-    """The fused step's key/value cache [L, B, 2, H, capacity, d]: layers first, then hypotheses,
-    keys and values side by side; the first ``length`` positions are filled."""
-
-    cache: torch.Tensor
-    length: int
-
-    @classmethod
-    def of(cls, state: State) -> "PackedState":
-        """``state`` as a PackedState (a TransformerState's cache is copied once)."""
-        if isinstance(state, PackedState):
-            return state
-        cache = torch.stack([state.self_k, state.self_v], dim=2).transpose(0, 1).contiguous()  # [L, B, 2, H, C, d]
-        return cls(cache=cache, length=state.length)
-
-    @property
-    def self_k(self) -> torch.Tensor:
-        """The keys as ``TransformerState`` holds them, [B, L, H, capacity, d] (a view)."""
-        return self.cache[:, :, 0].transpose(0, 1)
-
-    @property
-    def self_v(self) -> torch.Tensor:
-        """The values, [B, L, H, capacity, d] (a view)."""
-        return self.cache[:, :, 1].transpose(0, 1)
-
-    def select(self, index: torch.Tensor) -> "PackedState":
-        """Hypotheses ``index`` [N]: one ``index_select`` of the cache's hypothesis dimension."""
-        return replace(self, cache=self.cache.index_select(1, index))
-
-
 def _plain(*modules: nn.Module) -> bool:
     """Whether ``modules`` are all fp32 nn.Linear or nn.LayerNorm (eps 1e-5) as TorchScript's loops take them."""
     return all(type(m) is nn.Linear or (type(m) is nn.LayerNorm and m.eps == 1e-5) for m in modules)
@@ -166,13 +128,6 @@ def _fused(*layers: nn.Linear) -> nn.Linear:
         fused.weight.copy_(torch.cat([layer.weight for layer in layers]))
         fused.bias.copy_(torch.cat([layer.bias for layer in layers]))
     return fused
-
-
-def grow_cache(keys: torch.Tensor, values: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The self-attention cache [B, L, H, C, d] with room for position t: doubled when t == C."""
-    if t < keys.size(3):
-        return keys, values
-    return torch.cat([keys, torch.zeros_like(keys)], dim=3), torch.cat([values, torch.zeros_like(values)], dim=3)
 
 
 class PackedEncoderLayer(nn.Module):

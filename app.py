@@ -38,8 +38,21 @@ from demo_core.decoding import OPTION, OPTIONS, Option
 from demo_core.decoding.config import STRATEGY_LABELS
 from demo_core.figures_speech import synthesis_figure
 from demo_core.pipeline import MAX_INPUT_CHARS, DecodeResult, InputError, ModelRegistry
-from demo_core.serving import attention_view, branching, catalogue, fonts, lab_json, lab_view, links, pronunciation, replies, synthesis, views
-from demo_core.serving.batcher import MAX_BATCH, Batcher
+from demo_core.serving import (
+    attention_view,
+    branching,
+    catalogue,
+    fonts,
+    lab_json,
+    lab_view,
+    links,
+    pronunciation,
+    replies,
+    rest,
+    synthesis,
+    views,
+)
+from demo_core.serving.batcher import MAX_BATCH, SHORT_WORKERS, Batcher
 from demo_core.serving.explanations import explanation
 from demo_core.serving.requests import (
     COMPARE_SHARED,
@@ -100,6 +113,10 @@ LAB_PARAMS = {"prefix": (str, ""), "steps": (bool, False)}  # /generate: a force
 LOG = logging.getLogger("seq2seq_explorer")
 
 
+class InternalError(gr.Error):
+    """A bug, not the user's mistake: the message says so (and the log has the traceback)."""
+
+
 @contextmanager
 def user_errors(for_page: bool = False) -> Iterator[None]:
     """Turn ``InputError`` into ``gr.Error``: the user sees the message, never a traceback.
@@ -116,8 +133,8 @@ def user_errors(for_page: bool = False) -> Iterator[None]:
         raise
     except Exception as exc:  # a bug, not the user's mistake: say so, and log it for the maintainer
         LOG.exception("internal error")
-        raise gr.Error(f"internal error ({type(exc).__name__}); it has been logged. Try other input or "
-                       "settings, or report it.", print_exception=False) from exc
+        raise InternalError(f"internal error ({type(exc).__name__}); it has been logged. Try other input or "
+                            "settings, or report it.", print_exception=False) from exc
 
 
 def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], options: list[Option],
@@ -827,7 +844,8 @@ SESSION_CAPACITY = 256
 # /generate calls (greedy, sampling) decoded together (``demo_core.serving.batcher``): 16 at most per batch, waiting up to
 # 5 ms for more only under load, in two lanes (short and long requests, so a small one never waits behind a long one):
 # 1.8x the answers under 20 clients (docs/SPEED.md, "Under load"). S2S_MAX_BATCH=1 turns it off.
-BATCHER = Batcher(max_batch=int(os.environ.get("S2S_MAX_BATCH", MAX_BATCH)))
+BATCHER = Batcher(max_batch=int(os.environ.get("S2S_MAX_BATCH", MAX_BATCH)),
+                  short_workers=int(os.environ.get("S2S_SHORT_WORKERS", SHORT_WORKERS)))
 # /generate calls handled at once: enough for two full batches (one decoding, the next filling) so the batcher sees the
 # requests that arrive together; the handlers mostly wait for it, and it decodes at most 2 lanes + 2 unbatched at a time.
 GENERATE_CONCURRENCY = 2 * MAX_BATCH
@@ -874,9 +892,16 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
         os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by app.queue()
         if importlib.util.find_spec("matplotlib") is None:
             sys.modules.setdefault("matplotlib", None)  # None: "import matplotlib" fails at once (ImportError)
-    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    # api_open=False: Gradio's direct routes (/gradio_api/run/NAME) would skip the queue and its bounds (as on Spaces,
+    # where Gradio closes them itself); the plain routes below have bounds of their own.
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY, api_open=False)
     options = dict(theme=THEME, css=CSS, state_session_capacity=SESSION_CAPACITY, max_file_size=MAX_FILE_SIZE)
-    return app.launch(**(options | kwargs))
+    page = app.page  # type: ignore[attr-defined]
+    plain = rest.routes({"generate": page.generate, "compare": page.compare, "synthesize": page.synthesize},
+                        {InternalError: 500, gr.Error: 400}, concurrency=GENERATE_CONCURRENCY, queue_size=QUEUE_SIZE)
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    app_kwargs["routes"] = [*plain, *app_kwargs.get("routes", [])]  # FastAPI's first routes: matched before Gradio's
+    return app.launch(**(options | kwargs), app_kwargs=app_kwargs)
 
 
 demo = build_demo(ModelRegistry())

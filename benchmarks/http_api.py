@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,10 +81,11 @@ def rss_mb(pid: int) -> float:
 
 
 class Api:
-    """The named endpoints of the app at ``url``, called over raw HTTP."""
+    """The named endpoints of the app at ``url``, called over raw HTTP: Gradio's API (two requests: the call,
+    then its event stream), or with ``plain`` the app's plain routes (one request: ``POST /v1/NAME``)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, plain: bool = False) -> None:
+        self.url, self.plain = url, plain
         with urllib.request.urlopen(url + "gradio_api/info", timeout=30) as answer:
             info = json.loads(answer.read())
         self.params = {name: [(p["parameter_name"], p.get("parameter_default")) for p in spec["parameters"]]
@@ -99,6 +101,8 @@ class Api:
 
     def call(self, endpoint: str, timeout_s: float = 120.0, **given: Any) -> Reply:
         """One call of ``endpoint`` (e.g. "/generate") with parameters by name."""
+        if self.plain:
+            return self.call_plain(endpoint, timeout_s, **given)
         start = time.perf_counter()
         body = json.dumps({"data": self.values(endpoint, **given)}).encode()
         request = urllib.request.Request(f"{self.url}gradio_api/call{endpoint}", data=body,
@@ -117,3 +121,19 @@ class Api:
             return Reply(True, payload[0], None, len(stream), seconds)
         message = payload.get("error") if isinstance(payload, dict) else payload
         return Reply(False, None, str(message), len(stream), seconds)
+
+    def call_plain(self, endpoint: str, timeout_s: float = 120.0, **given: Any) -> Reply:
+        """One call of the plain route ``/v1{endpoint}`` with parameters by name (the rest: the server's defaults)."""
+        self.values(endpoint, **given)  # the same check of the names
+        start = time.perf_counter()
+        request = urllib.request.Request(f"{self.url}v1{endpoint}", data=json.dumps(given).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+                body = answer.read()
+        except urllib.error.HTTPError as exc:  # a refusal: its message
+            body = exc.read()
+            message = json.loads(body or b"null")
+            return Reply(False, None, str(message.get("error") if isinstance(message, dict) else message), len(body),
+                         time.perf_counter() - start)
+        return Reply(True, json.loads(body), None, len(body), time.perf_counter() - start)

@@ -276,6 +276,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=100, help="calls of the one-client baseline")
     parser.add_argument("--long", type=int, default=8, help="clients sending long requests in phase 3")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="the whole run's bound (all phases)")
+    parser.add_argument("--api", choices=["both", "gradio", "plain"], default="both",
+                        help="Gradio's API, the plain /v1 routes, or both (each its own phases, one after the other)")
     args = parser.parse_args()
 
     texts, small, long_text = sentences(args.model)
@@ -286,34 +288,52 @@ def main() -> None:
           "its gr.HTML blocks", flush=True)
     print(f"in process, the same with demo_core.serving.sessions (lazy configs): {lazy_session_ms():.2f} ms; the server runs "
           f"{'stock Gradio (S2S_STOCK_GRADIO=1)' if os.environ.get('S2S_STOCK_GRADIO') == '1' else 'lazy sessions'}", flush=True)
+    print(f"the server decodes short requests with {os.environ.get('S2S_SHORT_WORKERS', 'the default number of')} "
+          "batching workers (S2S_SHORT_WORKERS)", flush=True)
+    apis = {"gradio": False, "plain": True} if args.api == "both" else {args.api: args.api == "plain"}
     with app_server() as (url, pid):
-        api = Api(url)
-        warm = Phase("warm-up")
-        for text in texts * 2:
-            call(api, warm, threading.Lock(), text, args.model, strategy="greedy")
-        baseline = measured(pid, lambda: clients(api, "1 client (baseline)", 1, args.baseline, texts, args.model,
-                                                 args.max_seconds * 0.2))
-        print(baseline.line(), flush=True)
-        load = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}", args.clients, args.requests,
-                                             texts, args.model, args.max_seconds * 0.5))
-        print(load.line(), flush=True)
-        ceiling = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}, refused (no decode)",
-                                                args.clients, args.requests, texts, args.model, args.max_seconds * 0.1, refused=True))
-        print(ceiling.line(), flush=True)
-        alone, during, longs = small_while_long(api, args.model, small, long_text, args.long, args.max_seconds * 0.25)
-        for phase in (alone, during, longs):
-            print(phase.line(), flush=True)
+        outcomes = [run_phases(Api(url, plain), name, pid, args, texts, small, long_text, args.max_seconds / len(apis))
+                    for name, plain in apis.items()]
+    for outcome in outcomes:
+        print(outcome)
+
+
+def run_phases(api: Api, name: str, pid: int, args: argparse.Namespace, texts: list[str], small: str, long_text: str,
+               budget_s: float) -> str:
+    """Every phase against one API (``name``: gradio, Gradio's queue; plain, the /v1 routes); its summary lines."""
+    title = {"gradio": "Gradio's API (POST /gradio_api/call/generate, then its event stream)",
+             "plain": "the plain route (POST /v1/generate)"}[name]
+    print(f"\n== {title}", flush=True)
+    warm = Phase("warm-up")
+    for text in texts * 2:
+        call(api, warm, threading.Lock(), text, args.model, strategy="greedy")
+    baseline = measured(pid, lambda: clients(api, "1 client (baseline)", 1, args.baseline, texts, args.model,
+                                             budget_s * 0.2))
+    print(baseline.line(), flush=True)
+    load = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}", args.clients, args.requests,
+                                         texts, args.model, budget_s * 0.5))
+    print(load.line(), flush=True)
+    ceiling = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}, refused (no decode)",
+                                            args.clients, args.requests, texts, args.model, budget_s * 0.1, refused=True))
+    print(ceiling.line(), flush=True)
+    alone, during, longs = small_while_long(api, args.model, small, long_text, args.long, budget_s * 0.25)
+    for phase in (alone, during, longs):
+        print(phase.line(), flush=True)
 
     errors = warm.errors + baseline.errors + load.errors + ceiling.errors + alone.errors + during.errors + longs.errors
     speedup = load.throughput / baseline.throughput if baseline.throughput else 0.0
     wait = max(during.seconds, default=float("inf")) - statistics.median(alone.seconds or [0.0])
-    print(f"\nerrors: {len(errors)} (goal 0){': ' + '; '.join(sorted(set(errors))[:5]) if errors else ''}")
-    print(f"throughput: {speedup:.2f}x the one-client baseline (goal >= {GOALS['speedup']:g}x); the server's ceiling without "
-          f"decoding (refused calls): {ceiling.throughput:.1f} requests/s, {ceiling.throughput / baseline.throughput:.2f}x the baseline")
-    print(f"p95 under load: {load.quantile(0.95) * 1000:.0f} ms (goal <= {GOALS['p95_s'] * 1000:.0f} ms)")
-    print(f"small request's longest wait beyond its time alone, while long ones ran: {wait * 1000:.0f} ms "
-          f"(goal <= {GOALS['small_wait_s'] * 1000:.0f} ms)")
-    print(f"unsent at the deadline: {baseline.unsent + load.unsent}")
+    return "\n".join([
+        f"\n{title}:",
+        f"errors: {len(errors)} (goal 0){': ' + '; '.join(sorted(set(errors))[:5]) if errors else ''}",
+        f"throughput: {speedup:.2f}x the one-client baseline (goal >= {GOALS['speedup']:g}x); the server's ceiling without "
+        f"decoding (refused calls): {ceiling.throughput:.1f} requests/s, {ceiling.throughput / baseline.throughput:.2f}x the "
+        "baseline",
+        f"p95 under load: {load.quantile(0.95) * 1000:.0f} ms (goal <= {GOALS['p95_s'] * 1000:.0f} ms)",
+        f"small request's longest wait beyond its time alone, while long ones ran: {wait * 1000:.0f} ms "
+        f"(goal <= {GOALS['small_wait_s'] * 1000:.0f} ms)",
+        f"unsent at the deadline: {baseline.unsent + load.unsent}",
+    ])
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import torch
 
 from demo_core.checkpoint import DEFAULT_ROOT
 from demo_core.decoding import DecodeConfig, greedy_search, sample
+from demo_core.decoding.config import with_fresh_seed
 from demo_core.decoding.search import decode_batch
 from demo_core.pipeline import InputError, ModelRegistry
-from demo_core.serving.batcher import Batcher, run_together
+from demo_core.serving.batcher import SPLIT_AT, Batcher, Job, Lane, run_together
 from demo_core.tasks.datasets import pad
 from demo_core.text.tokenizer import EOS_ID
 
@@ -247,3 +248,37 @@ def test_a_lone_request_does_not_wait_for_company(registry):
     for _ in range(2):
         batcher.run(translator, "Ein Mann.", DecodeConfig())
     assert time.perf_counter() - start < 2.0
+
+
+def lane_jobs(translator, texts: list[str]) -> list[Job]:
+    cfg = with_fresh_seed(DecodeConfig())
+    return [Job(translator, t, cfg, translator.source_ids(t)) for t in texts]
+
+
+def test_many_waiting_requests_decode_as_two_batches_at_once(registry):
+    """With two idle workers, 2 x SPLIT_AT requests that wait together become two halves, each answered as alone."""
+    translator = registry.get("de-en-rnn-bahdanau")
+    texts = [texts_of(translator)[i % 5] for i in range(2 * SPLIT_AT)]
+    lane = Lane("test", window_s=0.0, max_batch=16, workers=2)
+    jobs = lane_jobs(translator, texts)
+    lane.submit(*jobs)
+    results = [job.future.result(timeout=60) for job in jobs]
+    assert (lane.batches, lane.requests) == (2, 2 * SPLIT_AT)
+    for text, result in zip(texts, results, strict=True):
+        assert result.hypotheses[0].ids == translator.run(text, DecodeConfig()).hypotheses[0].ids
+
+
+def test_requests_that_trickle_in_wait_for_one_batch_not_a_second_worker(registry):
+    """While one worker decodes, a few newcomers (fewer than SPLIT_AT) are left for one batch after it, not
+    decoded one by one by the other worker."""
+    translator = registry.get("de-en-rnn-bahdanau")
+    lane = Lane("test", window_s=0.0, max_batch=16, workers=2)
+    first = lane_jobs(translator, [" ".join(translator.card.examples * 3)])  # a long decode (> 100 source tokens)
+    lane.submit(*first)
+    time.sleep(0.02)  # the first worker has taken it
+    newcomers = lane_jobs(translator, texts_of(translator)[: SPLIT_AT - 1])
+    for job in newcomers:
+        lane.submit(job)
+    for job in first + newcomers:
+        job.future.result(timeout=60)
+    assert (lane.batches, lane.requests) == (2, SPLIT_AT)

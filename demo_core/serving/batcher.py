@@ -9,7 +9,8 @@ and settings that arrive within a few milliseconds of each other are decoded as 
 * Batchable: greedy and sampling without a forced prefix. Everything else (beam search, a
   prefix) passes through to ``Translator.run`` in the caller's thread, at most
   ``pass_through`` at a time (one decode per core).
-* Two lanes, each one worker thread: ``short`` and ``long``. A request whose rows x output limit
+* Two lanes: ``short``, with two worker threads (two batches at once, one per core), and
+  ``long``, with one. A request whose rows x output limit
   exceeds ``long_row_steps`` goes to the long lane, so a small request never waits behind a long
   one; a lane's batch is at most ``max_batch`` requests.
 * A lane takes every waiting request; when it found company, or its last batch had some, it
@@ -25,9 +26,9 @@ and settings that arrive within a few milliseconds of each other are decoded as 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
@@ -44,6 +45,8 @@ LOG = logging.getLogger("seq2seq_explorer")
 WINDOW_S = 0.005  # how long a lane waits for company after the first request: a few ms against a ~15-30 ms decode
 MAX_BATCH = 16  # requests per batch: 16 greedy RNN requests decode together in the time of about 4 alone (benchmarks/load.py)
 LONG_ROW_STEPS = 128  # rows x output limit above which a request is long: a greedy source over 59 tokens (limit 2S+10)
+SPLIT_AT = 8  # a worker leaves half of the waiting jobs to an idle one when each half has at least this many
+SHORT_WORKERS = 2  # batches of short requests decoded at once: one per core of the 2-core Space (benchmarks/load.py)
 PASS_THROUGH = 2  # unbatched decodes (beam search, a prefix) at once: one per core of the 2-core Space
 
 
@@ -103,43 +106,74 @@ def run_together(translator: Translator, texts: list[str], cfgs: list[DecodeConf
 
 
 class Lane:
-    """One worker thread that decodes the requests of its queue in batches."""
+    """Worker threads that decode the requests of one queue in batches.
 
-    def __init__(self, name: str, window_s: float, max_batch: int) -> None:
-        self.name, self.window_s, self.max_batch = name, window_s, max_batch
-        self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+    With two workers a lane can decode two batches at once, one per core (the RNN's greedy loop runs
+    in TorchScript, without Python's GIL). A second batch starts only when it is worth a core: while
+    one worker decodes, another takes jobs only once ``SPLIT_AT`` of them wait, so that requests that
+    trickle in (Gradio's queue hands them over one by one) gather into one full batch instead of
+    many small ones; and when one worker finds many waiting and another idle, it takes half."""
+
+    def __init__(self, name: str, window_s: float, max_batch: int, workers: int = 1) -> None:
+        self.name, self.window_s, self.max_batch, self.workers = name, window_s, max_batch, workers
         self.batches = 0  # batches decoded, and requests in them (for the tests)
         self.requests = 0
-        self._last_size = 1  # requests in the last batch: more than one means others are likely to come
-        self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
-        self._thread.start()
+        self._waiting: deque[Job] = deque()
+        self._changed = threading.Condition()  # guards the waiting jobs and the counts; notified when either changes
+        self._busy = 0  # workers collecting or decoding a batch
+        self._threads = [threading.Thread(target=self._work, name=f"batcher-{name}-{i}", daemon=True) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, job: Job) -> None:
-        self.jobs.put(job)
+    def submit(self, *jobs: Job) -> None:
+        """Queue ``jobs`` (all at once: a worker sees every one of them or none)."""
+        with self._changed:
+            self._waiting.extend(jobs)
+            self._changed.notify_all()
 
-    def _collect(self) -> list[Job]:
-        """Every waiting job, up to ``max_batch``, and (when there is company) those that come within the window."""
-        batch = [self.jobs.get()]
-        deadline = time.perf_counter() + self.window_s
-        while len(batch) < self.max_batch:
-            wait = deadline - time.perf_counter() if len(batch) > 1 or self._last_size > 1 else 0.0
-            try:
-                batch.append(self.jobs.get(timeout=wait) if wait > 0 else self.jobs.get_nowait())
-            except queue.Empty:
-                break
-        self._last_size = len(batch)
+    def _ready(self) -> bool:
+        """Whether a free worker should start a batch now (caller holds the lock)."""
+        return bool(self._waiting) and (self._busy == 0 or len(self._waiting) >= SPLIT_AT)
+
+    def _collect(self, company: bool) -> list[Job]:
+        """The next batch: the waiting jobs up to ``max_batch`` (half of them if they are many and another
+        worker is free), and, when there is company (``company``: this worker's last batch had some),
+        those that come within the window."""
+        with self._changed:
+            self._changed.wait_for(self._ready)
+            waiting, free = len(self._waiting), self.workers - self._busy - 1
+            limit = -(-waiting // 2) if free > 0 and waiting >= 2 * SPLIT_AT else waiting
+            limit = min(self.max_batch, max(limit, 1))
+            batch = [self._waiting.popleft() for _ in range(min(limit, waiting))]
+            self._busy += 1
+            if len(batch) > 1 or company:
+                deadline = time.perf_counter() + self.window_s
+                limit = self.max_batch if limit == waiting else limit  # not split: room for newcomers
+                while len(batch) < limit:
+                    if self._waiting:
+                        batch.append(self._waiting.popleft())
+                    elif not self._changed.wait(deadline - time.perf_counter()) or time.perf_counter() >= deadline:
+                        break
         return batch
 
     def _work(self) -> None:
+        company = False  # more than one request in the last batch: others are likely to come
         while True:
-            batch = self._collect()
+            batch = self._collect(company)
+            company = len(batch) > 1
             groups: dict[tuple, list[Job]] = {}
             for job in batch:
                 groups.setdefault(job.key, []).append(job)
-            for jobs in groups.values():
-                self.batches += 1
-                self.requests += len(jobs)
-                self._decode(jobs)
+            try:
+                for jobs in groups.values():
+                    with self._changed:
+                        self.batches += 1
+                        self.requests += len(jobs)
+                    self._decode(jobs)
+            finally:
+                with self._changed:
+                    self._busy -= 1
+                    self._changed.notify_all()  # a free worker may start the jobs that waited meanwhile
 
     @staticmethod
     def _decode(jobs: list[Job]) -> None:
@@ -163,8 +197,9 @@ class Batcher:
     """Decode API requests, batching those that arrive together (see the module docstring)."""
 
     def __init__(self, window_s: float = WINDOW_S, max_batch: int = MAX_BATCH, long_row_steps: int = LONG_ROW_STEPS,
-                 pass_through: int = PASS_THROUGH) -> None:
+                 pass_through: int = PASS_THROUGH, short_workers: int = SHORT_WORKERS) -> None:
         self.window_s, self.max_batch, self.long_row_steps = window_s, max_batch, long_row_steps
+        self.workers = {"short": max(1, short_workers), "long": 1}  # a long batch takes a core for a while: one at a time
         self._alone = threading.BoundedSemaphore(pass_through)
         self._lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
@@ -173,7 +208,7 @@ class Batcher:
         """The lane ``name`` (short | long), started on first use."""
         with self._lock:
             if name not in self._lanes:
-                self._lanes[name] = Lane(name, self.window_s, self.max_batch)
+                self._lanes[name] = Lane(name, self.window_s, self.max_batch, self.workers[name])
             return self._lanes[name]
 
     def run(self, translator: Translator, text: str, cfg: DecodeConfig, prefix: list[int] | str = "") -> DecodeResult:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from demo_core.pipeline import DecodeResult, InputError
 
 REPLY_BUDGET_BYTES = 5_000_000  # 5 MB of JSON (issue #17); the default reply at the 200-token limit is ~0.35 MB (bench_replies.py)
@@ -84,7 +86,10 @@ def attention_floats(result: DecodeResult, attention: str) -> int:
 
 def reply_bytes(reply: Any) -> int:
     """Size of ``reply`` as compact UTF-8 JSON (what the server sends, give or take the envelope)."""
-    return len(json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    try:
+        return len(orjson.dumps(reply, option=orjson.OPT_NON_STR_KEYS))  # compact UTF-8, ~10x faster than json
+    except TypeError:  # what orjson does not write (e.g. an integer over 64 bits): json's own size
+        return len(json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 def too_large(size: int, budget: int, results: Sequence[DecodeResult], attention: str, at_least: bool = False) -> InputError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 
 LANGUAGES = {"en": "English", "de": "German", "zh": "Chinese"}
 EXPECTED_SCRIPT = {"en": "Latin", "de": "Latin", "zh": "Han"}  # source_lang -> the script it is written in
@@ -45,6 +46,7 @@ _ENGLISH_ENDING = re.compile(r"..(ing|ly)$")
 _WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
 
+@lru_cache(maxsize=8192)  # read for every character of every input: the same few letters again and again
 def script_of(ch: str) -> str | None:
     """The script of a letter ("Latin", "Han", "Kana", "Cyrillic", ...); None for anything else."""
     if not ch.isalpha():

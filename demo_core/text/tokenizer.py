@@ -90,6 +90,7 @@ class Tokenizer:
             EOS_ID,
         ):
             raise ValueError(f"{self.path}: special ids differ from pad=0 unk=1 bos=2 eos=3")
+        self._pieces = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]  # id -> piece, read per token
 
     @property
     def vocab_size(self) -> int:
@@ -104,7 +105,10 @@ class Tokenizer:
         return self.sp.decode([i for i in ids if i > EOS_ID])
 
     def piece(self, token_id: int) -> str:
-        return self.sp.id_to_piece(int(token_id))
+        token_id = int(token_id)
+        if 0 <= token_id < len(self._pieces):
+            return self._pieces[token_id]
+        return self.sp.id_to_piece(token_id)  # out of range: SentencePiece's own error
 
     def display_pieces(self, ids: list[int]) -> list[str]:
         """One readable label per id.

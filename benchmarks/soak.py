@@ -1,11 +1,13 @@
 """Memory soak: many API calls of mixed models and strategies, and the server's memory before and after.
 
-Run from the repository root: ``python benchmarks/soak.py [--calls 1000] [--warmup 150] [--clients 2]``.
+Run from the repository root: ``python benchmarks/soak.py [--calls 1000] [--warmup 150] [--clients 2]
+[--api gradio|plain]``.
 It starts ``python app.py`` on a free port and sends raw HTTP calls (each one a new Gradio
 session, as a script without ``gradio_client`` makes): ``/generate`` on every text model with
 greedy, beam 5 (n-best 5) and sampling (4 samples), each ``attention`` value now and then,
 ``/compare``, bad input that must be refused, and (with ``--speech``) ``/synthesize``. The warm-up
-loads every model and fills Gradio's per-session store; the server's RSS is read after it,
+loads every model and fills Gradio's per-session store (``--api plain``: the same calls to
+``POST /v1/NAME``, which make no session); the server's RSS is read after it,
 every 100 calls and at the end. Goal: at most 50 MB of growth from the warm-up to the end.
 """
 
@@ -89,6 +91,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent clients (the app decodes 2 at once)")
     parser.add_argument("--speech", action="store_true", help="also call /synthesize (the speech model), 1 call in 50")
     parser.add_argument("--log", type=Path, default=None, help="write the server's output to this file")
+    parser.add_argument("--api", choices=["gradio", "plain"], default="gradio",
+                        help="Gradio's API (each raw call a new session) or the plain /v1 routes")
     args = parser.parse_args()
     models = models_and_inputs()
     calls = plan(args.warmup + args.calls, models, args.speech)
@@ -99,7 +103,7 @@ def main() -> None:
     print(f"{len(models)} models; {args.calls} calls after {args.warmup} warm-up calls, {args.clients} client(s): "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     with app_server(log=args.log) as (url, pid):
-        api = Api(url)
+        api = Api(url, plain=args.api == "plain")
         start_mb = rss_mb(pid)
         run(api, calls[: args.warmup], args.clients)
         warm_mb = rss_mb(pid)

@@ -43,7 +43,6 @@ from demo_core.serving import (
     branching,
     catalogue,
     fonts,
-    inline_checks,
     lab_json,
     lab_view,
     links,
@@ -857,9 +856,7 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 #   (``demo_core.serving.sessions``), not all 144 of them at once;
 # - the monitoring summary (a pandas table of the last 10,000 events) is recomputed every 100 events, not every one;
 # - matplotlib, which the app does not install, is marked absent once: Gradio imports it twice per event (to set its
-#   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load);
-# - Gradio's login check, a plain function every route depends on, runs on the event loop instead of in a worker
-#   thread (two thread hops per API call: ``demo_core.serving.inline_checks``).
+#   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load).
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
 ANALYTICS_EVERY = 100
 # How long a thread running Python keeps the GIL while another waits for it (Python's default: 5 ms). The event loop (HTTP,
@@ -905,8 +902,6 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
                         {InternalError: 500, gr.Error: 400}, concurrency=GENERATE_CONCURRENCY, queue_size=QUEUE_SIZE)
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     app_kwargs["routes"] = [*plain, *app_kwargs.get("routes", [])]  # FastAPI's first routes: matched before Gradio's
-    if not STOCK_GRADIO:  # Gradio's login check on the event loop, not a worker thread per request
-        app_kwargs.setdefault("lifespan", inline_checks.lifespan)
     return app.launch(**(options | kwargs), app_kwargs=app_kwargs)
 
 

@@ -230,7 +230,7 @@ class ModelRegistry:
 
     def is_speech(self, model_id: str | None) -> bool:
         """True for a speech-synthesis model (served by ``synthesizer``, not ``get``)."""
-        entry = self.entries.get(model_id or "")
+        entry = self.entries.get(model_id) if isinstance(model_id, str) else None  # a list from an API client: no model
         return entry is not None and entry.card is not None and entry.card.task == "tts"
 
     def get(self, model_id: str) -> Translator:

@@ -92,7 +92,10 @@ def test_compare_and_synthesize_have_plain_routes(served):
     ({"text": SENTENCE, "widht": 3}, "/generate has no parameter 'widht'"),
     ({"model": "x"}, "text is required"),
     ([SENTENCE], "must be a JSON object of parameters by name"),
-], ids=["empty", "too-long", "unknown-model", "temperature", "seed", "not-a-number", "unknown-name", "no-text", "a-list"])
+    ({"text": SENTENCE, "model": ["x"]}, "model must be a single value"),
+    ({"text": {"de": SENTENCE}}, "text must be a single value"),
+], ids=["empty", "too-long", "unknown-model", "temperature", "seed", "not-a-number", "unknown-name", "no-text", "a-list",
+        "model-array", "text-object"])
 def test_bad_input_gets_400_with_a_message_naming_it(served, body, message):
     """Each refusal is 400 with {"error": ...} naming the problem, as Gradio's API words it; the next call works."""
     url, _ = served
@@ -107,6 +110,17 @@ def test_a_body_that_is_not_json_or_too_large_is_refused(served):
     assert status == 400 and "not JSON" in reply["error"]
     status, reply, _ = post(url, "v1/generate", None, raw=b" " * (rest.MAX_BODY + 1))
     assert status == 413 and "larger than" in reply["error"]
+
+
+def test_a_body_nested_too_deeply_is_refused_and_a_huge_integer_still_answered(served):
+    """JSON nested beyond Python's recursion limit is a 400, not a crash; an integer over 64 bits that the reply's
+    config repeats is written (orjson cannot: the reply falls back to json)."""
+    url, _ = served
+    status, reply, _ = post(url, "v1/generate", None, raw=b"[" * 20000 + b"]" * 20000)
+    assert status == 400 and "nests too deeply" in reply["error"]
+    if TRANSLATORS:
+        status, reply, _ = post(url, "v1/generate", {"text": SENTENCE, "model": TRANSLATORS[0], "no_repeat_ngram": 2**70})
+        assert status == 200 and reply["config"]["no_repeat_ngram"] == 2**70
 
 
 def test_gradios_direct_route_that_skips_the_queue_is_closed(served):

@@ -36,8 +36,13 @@ RETRY_AFTER_S = 2  # what a refused caller is told to wait
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """``content`` as a JSON reply (orjson: the replies' lists of floats are most of their bytes)."""
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
+    """``content`` as a JSON reply (orjson: the replies' lists of floats are most of their bytes; json for what
+    orjson does not write, e.g. an integer over 64 bits that a client sent and the reply's config repeats)."""
+    try:
+        body = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def error(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
@@ -77,6 +82,8 @@ async def read_json(request: Request, max_body: int) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"the request body is not JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("the request body nests too deeply to read") from None
 
 
 def route(name: str, function: Callable[..., dict], admission: Admission,
@@ -114,6 +121,10 @@ def route(name: str, function: Callable[..., dict], admission: Admission,
             missing = [n for n in required if n not in given]
             if missing:
                 return error(f"{', '.join(missing)} is required.", 400)
+            structured = [n for n, v in given.items() if isinstance(v, (list, dict))]
+            if structured:  # no parameter takes one; the functions check single values
+                kind = "an array" if isinstance(given[structured[0]], list) else "an object"
+                return error(f"{structured[0]} must be a single value (text, a number, true or false), got {kind}.", 400)
             try:
                 reply = await anyio.to_thread.run_sync(lambda: function(**given), limiter=admission.limiter)
             except Exception as exc:  # noqa: BLE001 (each refusal becomes its status; a bug becomes 500)

@@ -1,8 +1,8 @@
 """Plain HTTP routes for the API: ``POST /v1/NAME`` with a JSON object of parameters, one JSON reply.
 
 Gradio's own API (``/gradio_api/call/NAME``, then an event stream) costs two HTTP requests, a queue
-event, a session and several passes over the reply per call: about 13 ms of the server's Python
-under load, more than a batched decode of a sentence. These routes call the same functions (the
+event, a session and several passes over the reply per call: 6-9 ms of the server's CPU for a call
+it refuses at once, against about 1 ms here (``python benchmarks/load.py``, the refused calls). These routes call the same functions (the
 app's ``/generate``, ``/compare``, ``/synthesize``: same parameters, same replies, same messages)
 in one request, so a script that sends many calls gets more of them decoded together
 (docs/SPEED.md, "Under load").
@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from demo_core.serving.replies import json_bytes
 
 PREFIX = "/v1/"
 MAX_BODY = 64 * 1024  # bytes: a 5,000-character text in JSON, with every option, is well under this
@@ -36,13 +37,8 @@ RETRY_AFTER_S = 2  # what a refused caller is told to wait
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """``content`` as a JSON reply (orjson: the replies' lists of floats are most of their bytes; json for what
-    orjson does not write, e.g. an integer over 64 bits that a client sent and the reply's config repeats)."""
-    try:
-        body = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    """``content`` as a JSON reply."""
+    return Response(json_bytes(content), status_code=status, media_type="application/json", headers=headers)
 
 
 def error(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:

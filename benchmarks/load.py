@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.http_api import Api, app_server  # noqa: E402
+from demo_core.serving.batcher import SHORT_WORKERS  # noqa: E402
 
 GOALS = {"speedup": 3.0, "p95_s": 0.6, "small_wait_s": 1.0}
 LONG_TOKENS = 190
@@ -291,8 +292,8 @@ def main() -> None:
           "its gr.HTML blocks", flush=True)
     print(f"in process, the same with demo_core.serving.sessions (lazy configs): {lazy_session_ms():.2f} ms; the server runs "
           f"{'stock Gradio (S2S_STOCK_GRADIO=1)' if os.environ.get('S2S_STOCK_GRADIO') == '1' else 'lazy sessions'}", flush=True)
-    print(f"the server decodes short requests with {os.environ.get('S2S_SHORT_WORKERS', 'the default number of')} "
-          "batching workers (S2S_SHORT_WORKERS)", flush=True)
+    print(f"the server decodes short requests with {os.environ.get('S2S_SHORT_WORKERS', SHORT_WORKERS)} batching workers "
+          "(S2S_SHORT_WORKERS)", flush=True)
     apis = {"gradio": False, "plain": True} if args.api == "both" else {args.api: args.api == "plain"}
     with app_server() as (url, pid):
         outcomes = [run_phases(Api(url, plain), name, pid, args, texts, small, long_text, args.max_seconds / len(apis))

@@ -82,7 +82,7 @@ def rss_mb(pid: int) -> float:
 
 class Api:
     """The named endpoints of the app at ``url``, called over raw HTTP: Gradio's API (two requests: the call,
-    then its event stream), or with ``plain`` the app's plain routes (one request: ``POST /v1/NAME``)."""
+    then its event stream), or with ``plain`` the app's plain routes (one request: ``POST /gradio_api/v1/NAME``)."""
 
     def __init__(self, url: str, plain: bool = False) -> None:
         self.url, self.plain = url, plain
@@ -123,10 +123,10 @@ class Api:
         return Reply(False, None, str(message), len(stream), seconds)
 
     def call_plain(self, endpoint: str, timeout_s: float = 120.0, **given: Any) -> Reply:
-        """One call of the plain route ``/v1{endpoint}`` with parameters by name (the rest: the server's defaults)."""
+        """One call of the plain route ``/gradio_api/v1{endpoint}`` with parameters by name (the rest: the server's defaults)."""
         self.values(endpoint, **given)  # the same check of the names
         start = time.perf_counter()
-        request = urllib.request.Request(f"{self.url}v1{endpoint}", data=json.dumps(given).encode(),
+        request = urllib.request.Request(f"{self.url}gradio_api/v1{endpoint}", data=json.dumps(given).encode(),
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as answer:

@@ -9,7 +9,7 @@ instead of 0.5 ms; ``S2S_SHORT_WORKERS=1`` decodes one batch of short requests a
 HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's examples, 7-22 source
 tokens with EOS for de-en-rnn-bahdanau, and pairs of them, 17-41). Phases 1-4 run against Gradio's API
 (``POST /gradio_api/call/generate``, then its event stream: what a script without ``gradio_client`` sends), then again
-against the plain route (``POST /v1/generate``, one request), each with half of ``--max-seconds``:
+against the plain route (``POST /gradio_api/v1/generate``, one request), each with half of ``--max-seconds``:
 
 0. in process: 16 of these requests decoded one by one and together (``batcher.run_together``), and
    what Gradio spends building the state of a new session (each raw API call is one), as shipped and with
@@ -281,7 +281,7 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=8, help="clients sending long requests in phase 3")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="the whole run's bound (all phases)")
     parser.add_argument("--api", choices=["both", "gradio", "plain"], default="both",
-                        help="Gradio's API, the plain /v1 routes, or both (each its own phases, one after the other)")
+                        help="Gradio's API, the plain /gradio_api/v1 routes, or both (each its own phases, one after the other)")
     args = parser.parse_args()
 
     texts, small, long_text = sentences(args.model)
@@ -304,9 +304,9 @@ def main() -> None:
 
 def run_phases(api: Api, name: str, pid: int, args: argparse.Namespace, texts: list[str], small: str, long_text: str,
                budget_s: float) -> str:
-    """Every phase against one API (``name``: gradio, Gradio's queue; plain, the /v1 routes); its summary lines."""
+    """Every phase against one API (``name``: gradio, Gradio's queue; plain, the /gradio_api/v1 routes); its summary lines."""
     title = {"gradio": "Gradio's API (POST /gradio_api/call/generate, then its event stream)",
-             "plain": "the plain route (POST /v1/generate)"}[name]
+             "plain": "the plain route (POST /gradio_api/v1/generate)"}[name]
     print(f"\n== {title}", flush=True)
     warm = Phase("warm-up")
     for text in texts * 2:

@@ -7,7 +7,7 @@ session, as a script without ``gradio_client`` makes): ``/generate`` on every te
 greedy, beam 5 (n-best 5) and sampling (4 samples), each ``attention`` value now and then,
 ``/compare``, bad input that must be refused, and (with ``--speech``) ``/synthesize``. The warm-up
 loads every model and fills Gradio's per-session store (``--api plain``: the same calls to
-``POST /v1/NAME``, which make no session); the server's RSS is read after it,
+``POST /gradio_api/v1/NAME``, which make no session); the server's RSS is read after it,
 every 100 calls and at the end. Goal: at most 50 MB of growth from the warm-up to the end.
 """
 
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--speech", action="store_true", help="also call /synthesize (the speech model), 1 call in 50")
     parser.add_argument("--log", type=Path, default=None, help="write the server's output to this file")
     parser.add_argument("--api", choices=["gradio", "plain"], default="gradio",
-                        help="Gradio's API (each raw call a new session) or the plain /v1 routes")
+                        help="Gradio's API (each raw call a new session) or the plain /gradio_api/v1 routes")
     args = parser.parse_args()
     models = models_and_inputs()
     calls = plan(args.warmup + args.calls, models, args.speech)

@@ -1,4 +1,4 @@
-"""The plain routes (``POST /v1/generate`` and the others): Gradio's replies and messages in one request, bounded.
+"""The plain routes (``POST /gradio_api/v1/generate`` and the others): Gradio's replies and messages in one request, bounded.
 
 The app's module-level page is served once for the module; the bounds are checked on routes of
 their own over a function that waits, in process (httpx's ASGI transport), so no test waits on
@@ -55,10 +55,10 @@ def post(url: str, path: str, body: object, raw: bytes | None = None) -> tuple[i
                                       {"strategy": "sample", "num_samples": 2, "seed": 5}, {"attention": "all"}],
                          ids=["greedy", "beam", "sample", "all-attention"])
 def test_plain_route_returns_what_gradios_api_returns(served, settings):
-    """/v1/generate and Gradio's /generate give the same reply for the same parameters (the timing aside)."""
+    """/gradio_api/v1/generate and Gradio's /generate give the same reply for the same parameters (the timing aside)."""
     url, client = served
     model = TRANSLATORS[0]
-    status, plain, headers = post(url, "v1/generate", {"text": SENTENCE, "model": model, **settings})
+    status, plain, headers = post(url, "gradio_api/v1/generate", {"text": SENTENCE, "model": model, **settings})
     via_gradio = client.predict(SENTENCE, model, **settings, api_name="/generate")
     assert status == 200 and headers["content-type"] == "application/json"
     for reply in (plain, via_gradio):
@@ -68,14 +68,14 @@ def test_plain_route_returns_what_gradios_api_returns(served, settings):
 
 @needs_model
 def test_compare_and_synthesize_have_plain_routes(served):
-    """/v1/compare answers like /compare; /v1/synthesize refuses what /synthesize refuses, with its message."""
+    """/gradio_api/v1/compare answers like /compare; /gradio_api/v1/synthesize refuses what /synthesize refuses, with its message."""
     url, client = served
     model = TRANSLATORS[0]
-    status, plain, _ = post(url, "v1/compare", {"text": SENTENCE, "model_a": model, "strategy_a": "greedy",
+    status, plain, _ = post(url, "gradio_api/v1/compare", {"text": SENTENCE, "model_a": model, "strategy_a": "greedy",
                                                 "model_b": model, "strategy_b": "beam"})
     via_gradio = client.predict(SENTENCE, model, "greedy", model, "beam", api_name="/compare")
     assert status == 200 and plain["a"]["text"] == via_gradio["a"]["text"] and plain["b"]["text"] == via_gradio["b"]["text"]
-    status, refused, _ = post(url, "v1/synthesize", {"text": "", "model": "no-such-voice"})
+    status, refused, _ = post(url, "gradio_api/v1/synthesize", {"text": "", "model": "no-such-voice"})
     with pytest.raises(AppError) as raised:
         client.predict("", "no-such-voice", api_name="/synthesize")
     assert status == 400 and refused["error"] == str(raised.value)
@@ -99,16 +99,16 @@ def test_compare_and_synthesize_have_plain_routes(served):
 def test_bad_input_gets_400_with_a_message_naming_it(served, body, message):
     """Each refusal is 400 with {"error": ...} naming the problem, as Gradio's API words it; the next call works."""
     url, _ = served
-    status, reply, _ = post(url, "v1/generate", body)
+    status, reply, _ = post(url, "gradio_api/v1/generate", body)
     assert status == 400 and message in reply["error"]
-    assert post(url, "v1/generate", {"text": SENTENCE, "model": TRANSLATORS[0], "strategy": "greedy"})[0] == 200
+    assert post(url, "gradio_api/v1/generate", {"text": SENTENCE, "model": TRANSLATORS[0], "strategy": "greedy"})[0] == 200
 
 
 def test_a_body_that_is_not_json_or_too_large_is_refused(served):
     url, _ = served
-    status, reply, _ = post(url, "v1/generate", None, raw=b"{text: 1")
+    status, reply, _ = post(url, "gradio_api/v1/generate", None, raw=b"{text: 1")
     assert status == 400 and "not JSON" in reply["error"]
-    status, reply, _ = post(url, "v1/generate", None, raw=b" " * (rest.MAX_BODY + 1))
+    status, reply, _ = post(url, "gradio_api/v1/generate", None, raw=b" " * (rest.MAX_BODY + 1))
     assert status == 413 and "larger than" in reply["error"]
 
 
@@ -116,10 +116,10 @@ def test_a_body_nested_too_deeply_is_refused_and_a_huge_integer_still_answered(s
     """JSON nested beyond Python's recursion limit is a 400, not a crash; an integer over 64 bits that the reply's
     config repeats is written (orjson cannot: the reply falls back to json)."""
     url, _ = served
-    status, reply, _ = post(url, "v1/generate", None, raw=b"[" * 20000 + b"]" * 20000)
+    status, reply, _ = post(url, "gradio_api/v1/generate", None, raw=b"[" * 20000 + b"]" * 20000)
     assert status == 400 and "nests too deeply" in reply["error"]
     if TRANSLATORS:
-        status, reply, _ = post(url, "v1/generate", {"text": SENTENCE, "model": TRANSLATORS[0], "no_repeat_ngram": 2**70})
+        status, reply, _ = post(url, "gradio_api/v1/generate", {"text": SENTENCE, "model": TRANSLATORS[0], "no_repeat_ngram": 2**70})
         assert status == 200 and reply["config"]["no_repeat_ngram"] == 2**70
 
 
@@ -159,11 +159,11 @@ def test_calls_beyond_running_and_waiting_are_refused_at_once_with_retry_after()
 
     async def scenario() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            first = asyncio.create_task(client.post("/v1/work", json={"text": "a"}))
+            first = asyncio.create_task(client.post("/gradio_api/v1/work", json={"text": "a"}))
             await asyncio.to_thread(started.acquire, timeout=30)  # the first one runs
-            second = asyncio.create_task(client.post("/v1/work", json={"text": "b"}))
+            second = asyncio.create_task(client.post("/gradio_api/v1/work", json={"text": "b"}))
             await asyncio.sleep(0.05)  # the second one waits for the first's place
-            third = await client.post("/v1/work", json={"text": "c"})
+            third = await client.post("/gradio_api/v1/work", json={"text": "c"})
             release.set()
             return [await first, await second, third]
 
@@ -182,7 +182,7 @@ def test_errors_map_to_their_status(fail, status, message):
 
     async def scenario() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            return await client.post("/v1/work", json={"text": "x", "fail": fail})
+            return await client.post("/gradio_api/v1/work", json={"text": "x", "fail": fail})
 
     answer = asyncio.run(scenario())
     assert answer.status_code == status and answer.json() == {"error": message}

@@ -1,4 +1,4 @@
-"""Plain HTTP routes for the API: ``POST /v1/NAME`` with a JSON object of parameters, one JSON reply.
+"""Plain HTTP routes for the API: ``POST /gradio_api/v1/NAME`` with a JSON object of parameters, one JSON reply.
 
 Gradio's own API (``/gradio_api/call/NAME``, then an event stream) costs two HTTP requests, a queue
 event, a session and several passes over the reply per call: 6-9 ms of the server's CPU for a call
@@ -7,7 +7,7 @@ app's ``/generate``, ``/compare``, ``/synthesize``: same parameters, same replie
 in one request, so a script that sends many calls gets more of them decoded together
 (docs/SPEED.md, "Under load").
 
-    curl -s localhost:7860/v1/generate -H 'Content-Type: application/json' \\
+    curl -s localhost:7860/gradio_api/v1/generate -H 'Content-Type: application/json' \\
          -d '{"text": "Ein Hund läuft.", "model": "de-en-rnn-bahdanau", "strategy": "greedy"}'
 
 Bounded like Gradio's queue: at most ``concurrency`` calls run at once and ``queue_size`` wait;
@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from demo_core.serving.replies import json_bytes
 
-PREFIX = "/v1/"
+PREFIX = "/gradio_api/v1/"  # under /gradio_api: what a Node front proxy (Gradio's SSR mode) sends on to Python
 MAX_BODY = 64 * 1024  # bytes: a 5,000-character text in JSON, with every option, is well under this
 RETRY_AFTER_S = 2  # what a refused caller is told to wait
 
@@ -84,7 +84,7 @@ async def read_json(request: Request, max_body: int) -> Any:
 
 def route(name: str, function: Callable[..., dict], admission: Admission,
           errors: Mapping[type[Exception], int], max_body: int = MAX_BODY) -> Route:
-    """``POST /v1/name``: ``function(**body)`` in a worker thread, its dict as the JSON reply.
+    """``POST /gradio_api/v1/name``: ``function(**body)`` in a worker thread, its dict as the JSON reply.
 
     ``errors`` maps the exceptions ``function`` raises for a refusal to an HTTP status, most specific
     first (e.g. an internal error before the user-error class it derives from); their messages are
@@ -137,6 +137,6 @@ def route(name: str, function: Callable[..., dict], admission: Admission,
 
 def routes(functions: Mapping[str, Callable[..., dict]], errors: Mapping[type[Exception], int], concurrency: int,
            queue_size: int) -> list[Route]:
-    """One ``POST /v1/name`` route per function, sharing one admission bound."""
+    """One ``POST /gradio_api/v1/name`` route per function, sharing one admission bound."""
     admission = Admission(concurrency, queue_size)
     return [route(name, function, admission, errors) for name, function in functions.items()]

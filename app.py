@@ -885,7 +885,8 @@ def switch_interval() -> float:
 
 def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
     """Start ``app`` (default: the module's ``demo``) with the theme, CSS and server limits
-    (Gradio 6 takes the theme and CSS at launch)."""
+    (Gradio 6 takes the theme and CSS at launch), and the plain API routes ``/gradio_api/v1/NAME``
+    (``demo_core.serving.rest``) before Gradio's own."""
     app = app or demo
     sys.setswitchinterval(switch_interval())
     if not STOCK_GRADIO:

@@ -32,7 +32,9 @@ from typing import Any
 
 import gradio as gr
 import torch
+from gradio import data_classes, processing_utils
 from gradio.state_holder import SessionState
+from gradio_client import utils as client_utils
 
 from demo_core.decoding import OPTION, OPTIONS, Option
 from demo_core.decoding.config import STRATEGY_LABELS
@@ -54,6 +56,8 @@ from demo_core.serving import (
 )
 from demo_core.serving.batcher import MAX_BATCH, SHORT_WORKERS, Batcher
 from demo_core.serving.explanations import explanation
+from demo_core.serving.file_walks import skip_walks_without_files
+from demo_core.serving.gc_tuning import gc_threshold, tune_gc
 from demo_core.serving.requests import (
     COMPARE_SHARED,
     compare_options,
@@ -855,6 +859,8 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 # - a new session (every raw API call is one) computes its blocks' configs only when a deep link asks for them
 #   (``demo_core.serving.sessions``), not all 144 of them at once;
 # - the monitoring summary (a pandas table of the last 10,000 events) is recomputed every 100 events, not every one;
+# - a reply is walked for files (twice, in Python, a call per number: ~10% of the event loop's time under load) only
+#   when it may hold one (``demo_core.serving.file_walks``): the text replies never do, the speech's audio does;
 # - matplotlib, which the app does not install, is marked absent once: Gradio imports it twice per event (to set its
 #   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load).
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
@@ -889,8 +895,11 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
     (``demo_core.serving.rest``) before Gradio's own."""
     app = app or demo
     sys.setswitchinterval(switch_interval())
+    tune_gc(gc_threshold())  # startup's objects frozen, fewer collections (demo_core.serving.gc_tuning)
     if not STOCK_GRADIO:
         make_sessions_lazy(SessionState, gr.__version__)
+        skip_walks_without_files(processing_utils, client_utils, (data_classes.GradioModel, data_classes.GradioRootModel),
+                                 gr.__version__)
         os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by app.queue()
         if importlib.util.find_spec("matplotlib") is None:
             sys.modules.setdefault("matplotlib", None)  # None: "import matplotlib" fails at once (ImportError)

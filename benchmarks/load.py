@@ -15,7 +15,8 @@ against the plain route (``POST /gradio_api/v1/generate``, one request), each wi
 0. in process: 16 of these requests decoded one by one and together (``batcher.run_together``), and
    what Gradio spends building the state of a new session (each raw API call is one), as shipped and with
    ``demo_core.serving.sessions`` (what the server does unless ``S2S_STOCK_GRADIO=1``);
-1. baseline: one client, ``--baseline`` calls one after another;
+1. baseline: one client, ``--baseline`` calls one after another, half of them before phase 2 and half after it,
+   pooled (the machine's speed drifts within a run);
 2. load: ``--clients`` clients, each ``--requests`` calls back to back;
 3. the server's ceiling: the same load of empty texts, refused before any decoding;
 4. a small request while long ones run: ``--long`` clients send 190-token greedy requests (and
@@ -94,6 +95,19 @@ class Phase:
 
     def cpu_ms(self, seconds: float) -> float:
         return 1000 * seconds / len(self.seconds) if self.seconds else float("nan")
+
+
+def pooled(name: str, *phases: Phase) -> Phase:
+    """One phase made of ``phases`` run at different times: their calls, errors, wall and CPU times added up."""
+    whole = Phase(name)
+    for phase in phases:
+        whole.seconds += phase.seconds
+        whole.errors += phase.errors
+        whole.unsent += phase.unsent
+        whole.wall_s += phase.wall_s
+        whole.server_cpu_s += phase.server_cpu_s
+        whole.client_cpu_s += phase.client_cpu_s
+    return whole
 
 
 def cpu_s(pid: int, stat: str | None = None) -> float:
@@ -312,12 +326,19 @@ def run_phases(api: Api, name: str, pid: int, args: argparse.Namespace, texts: l
     warm = Phase("warm-up")
     for text in texts * 2:
         call(api, warm, threading.Lock(), text, args.model, strategy="greedy")
-    baseline = measured(pid, lambda: clients(api, "1 client (baseline)", 1, args.baseline, texts, args.model,
-                                             budget_s * 0.2))
-    print(baseline.line(), flush=True)
+    # The baseline's calls are split around the load phase, half before and half after, and pooled: the machine's speed
+    # drifts within a run (other jobs on the host), and a baseline taken at one moment alone moved the ratio by +-20%.
+    before = measured(pid, lambda: clients(api, "1 client (baseline), before the load", 1, args.baseline // 2, texts,
+                                           args.model, budget_s * 0.1))
+    print(before.line(), flush=True)
     load = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}", args.clients, args.requests,
                                          texts, args.model, budget_s * 0.5))
     print(load.line(), flush=True)
+    after = measured(pid, lambda: clients(api, "1 client (baseline), after the load", 1, args.baseline - args.baseline // 2,
+                                          texts, args.model, budget_s * 0.1))
+    print(after.line(), flush=True)
+    baseline = pooled("1 client (baseline), both halves", before, after)
+    print(baseline.line(), flush=True)
     ceiling = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}, refused (no decode)",
                                             args.clients, args.requests, texts, args.model, budget_s * 0.1, refused=True))
     print(ceiling.line(), flush=True)

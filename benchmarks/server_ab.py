@@ -1,0 +1,146 @@
+"""Server variants side by side under load: throughput, server CPU and time in Python's cycle collector per call.
+
+Run from the repository root: ``python benchmarks/server_ab.py [--variants shipped no-walks stock-gc] [--rounds 3]
+[--calls 30] [--clients 20] [--api gradio|plain]``. For each round it starts ``python app.py`` once per variant, in
+turn (so the machine's drift falls on every variant alike), warms it up, then lets ``--clients`` clients send
+``--calls`` greedy ``/generate`` calls each (``de-en-rnn-bahdanau``, four short German sentences). Variants:
+
+- ``shipped``: the server as ``app.launch`` starts it;
+- ``no-walks``: without ``demo_core.serving.file_walks`` (Gradio walks every reply for files twice);
+- ``stock-gc``: without ``demo_core.serving.gc_tuning`` (``S2S_GC_THRESHOLD=0``: Python's collector as it is);
+- ``stock-gradio``: ``S2S_STOCK_GRADIO=1`` (none of ``app.launch``'s cuts to Gradio's per-call work).
+
+The server runs under a small wrapper that times every collection of Python's cycle collector with ``gc.callbacks``
+during the load (wall time, which the collecting thread spends holding the GIL). It prints one line per server and
+the medians per variant. ``docs/SPEED.md`` ("Under load") cites it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.http_api import Api, free_port  # noqa: E402
+from benchmarks.load import cpu_s  # noqa: E402
+
+TEXTS = ["Ich habe heute keine Zeit.", "Das Wetter ist heute sehr schön und wir gehen spazieren.",
+         "Wo ist der Bahnhof?", "Ein Mann fährt Fahrrad auf der Straße."]
+MODEL = "de-en-rnn-bahdanau"
+VARIANTS = {"shipped": {}, "no-walks": {"S2S_AB_NO_WALKS": "1"}, "stock-gc": {"S2S_GC_THRESHOLD": "0"},
+            "stock-gradio": {"S2S_STOCK_GRADIO": "1"}}
+
+# The server: app.launch with the collector timed; SIGUSR1 starts counting, SIGTERM writes the counts and exits.
+WRAPPER = """
+import gc, json, os, signal, sys, time
+sys.path.insert(0, os.getcwd())
+counts = {"collections": 0, "seconds": 0.0, "on": False}
+started = [0.0]
+def timed(phase, info):
+    if phase == "start":
+        started[0] = time.perf_counter()
+    elif counts["on"]:
+        counts["collections"] += 1
+        counts["seconds"] += time.perf_counter() - started[0]
+gc.callbacks.append(timed)
+def start(*_):
+    counts["on"] = True
+def stop(*_):
+    with open(os.environ["S2S_AB_OUT"], "w") as f:
+        json.dump(counts, f)
+    os._exit(0)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGTERM, stop)
+import app
+if os.environ.get("S2S_AB_NO_WALKS") == "1":
+    app.skip_walks_without_files = lambda *args, **kwargs: False
+app.launch()
+"""
+
+
+def one_server(variant: str, clients: int, calls: int, plain: bool) -> dict[str, float]:
+    """Start the server as ``variant``, load it, stop it: its throughput, CPU and collector time."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "gc.json"
+        env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+                   GRADIO_ANALYTICS_ENABLED="False", S2S_AB_OUT=str(out), **VARIANTS[variant])
+        server = subprocess.Popen([sys.executable, "-c", WRAPPER], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.perf_counter() + 180
+            while True:
+                try:
+                    with urllib.request.urlopen(url, timeout=2):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.perf_counter() > deadline:
+                        raise RuntimeError(f"the {variant} server did not start") from None
+                    time.sleep(0.3)
+            api = Api(url, plain=plain)
+            for i in range(2 * len(TEXTS)):
+                api.call("/generate", text=TEXTS[i % len(TEXTS)], model=MODEL)
+            errors: list[str] = []
+
+            def client(c: int) -> None:
+                for i in range(calls):
+                    reply = api.call("/generate", timeout_s=60, text=TEXTS[(c + i) % len(TEXTS)], model=MODEL)
+                    if not reply.ok:
+                        errors.append(reply.error or "error")
+
+            server.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            cpu, start = cpu_s(server.pid), time.perf_counter()
+            threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall, cpu = time.perf_counter() - start, cpu_s(server.pid) - cpu
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        collected = json.loads(out.read_text()) if out.exists() else {"collections": 0, "seconds": float("nan")}
+    n = clients * calls
+    return {"req_s": n / wall, "cpu_ms": 1000 * cpu / n, "gc_ms": 1000 * collected["seconds"] / n,
+            "collections": collected["collections"], "errors": len(errors)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["shipped", "no-walks", "stock-gc"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=30, help="calls per client")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--api", choices=["gradio", "plain"], default="gradio")
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
+    for r in range(args.rounds):
+        for variant in args.variants:
+            got = one_server(variant, args.clients, args.calls, args.api == "plain")
+            results[variant].append(got)
+            print(f"round {r + 1}, {variant}: {got['req_s']:.1f} requests/s, server CPU {got['cpu_ms']:.1f} ms a call, "
+                  f"cycle collector {got['gc_ms']:.2f} ms a call ({got['collections']} collections), "
+                  f"{got['errors']} errors", flush=True)
+    print(f"\n{args.clients} clients x {args.calls} calls, {args.api} API, medians of {args.rounds} rounds:")
+    for variant, runs in results.items():
+        med = {key: statistics.median(run[key] for run in runs) for key in ("req_s", "cpu_ms", "gc_ms")}
+        print(f"{variant}: {med['req_s']:.1f} requests/s, server CPU {med['cpu_ms']:.1f} ms a call, cycle collector "
+              f"{med['gc_ms']:.2f} ms a call; errors {sum(run['errors'] for run in runs)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -859,8 +859,9 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 # - a new session (every raw API call is one) computes its blocks' configs only when a deep link asks for them
 #   (``demo_core.serving.sessions``), not all 144 of them at once;
 # - the monitoring summary (a pandas table of the last 10,000 events) is recomputed every 100 events, not every one;
-# - a reply is walked for files (twice, in Python, a call per number: ~10% of the event loop's time under load) only
-#   when it may hold one (``demo_core.serving.file_walks``): the text replies never do, the speech's audio does;
+# - a reply is walked for files (twice, in Python, a call per number) only when it may hold one
+#   (``demo_core.serving.file_walks``): the text replies never do, the page's audio does; 86.6 -> 107.7 calls/s
+#   under 20 clients (``python benchmarks/server_ab.py``);
 # - matplotlib, which the app does not install, is marked absent once: Gradio imports it twice per event (to set its
 #   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load).
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"

@@ -8,7 +8,8 @@ turn (so the machine's drift falls on every variant alike), warms it up, then le
 - ``shipped``: the server as ``app.launch`` starts it;
 - ``no-walks``: without ``demo_core.serving.file_walks`` (Gradio walks every reply for files twice);
 - ``stock-gc``: without ``demo_core.serving.gc_tuning`` (``S2S_GC_THRESHOLD=0``: Python's collector as it is);
-- ``stock-gradio``: ``S2S_STOCK_GRADIO=1`` (none of ``app.launch``'s cuts to Gradio's per-call work).
+- ``stock-gradio``: ``S2S_STOCK_GRADIO=1`` (none of ``app.launch``'s cuts to Gradio's per-call work);
+- ``NAME=VALUE[,NAME=VALUE]``: the shipped server with these environment variables (e.g. ``S2S_SHORT_WORKERS=1``).
 
 The server runs under a small wrapper that times every collection of Python's cycle collector with ``gc.callbacks``
 during the load (wall time, which the collecting thread spends holding the GIL). It prints one line per server and
@@ -70,6 +71,17 @@ app.launch()
 """
 
 
+def variant_name(given: str) -> str:
+    """A named variant, or environment variables ``NAME=VALUE[,NAME=VALUE]`` (added to ``VARIANTS`` under that name)."""
+    if given in VARIANTS:
+        return given
+    pairs = [pair.partition("=") for pair in given.split(",")]
+    if not all(name and sep for name, sep, _ in pairs):
+        raise argparse.ArgumentTypeError(f"{given!r} is neither a variant ({', '.join(VARIANTS)}) nor NAME=VALUE pairs")
+    VARIANTS[given] = {name: value for name, _, value in pairs}
+    return given
+
+
 def one_server(variant: str, clients: int, calls: int, plain: bool) -> dict[str, float]:
     """Start the server as ``variant``, load it, stop it: its throughput, CPU and collector time."""
     port = free_port()
@@ -121,7 +133,8 @@ def one_server(variant: str, clients: int, calls: int, plain: bool) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["shipped", "no-walks", "stock-gc"])
+    parser.add_argument("--variants", nargs="+", type=variant_name, default=["shipped", "no-walks", "stock-gc"],
+                        help=f"any of {', '.join(VARIANTS)}, or NAME=VALUE[,NAME=VALUE] (environment variables)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=30, help="calls per client")
     parser.add_argument("--clients", type=int, default=20)

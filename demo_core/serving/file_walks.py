@@ -3,10 +3,10 @@
 Gradio 6.31 walks each output value twice in Python on its event loop, looking for file objects
 (a dict whose ``meta`` is ``{"_type": "gradio.FileData"}``): ``async_move_files_to_cache`` (to copy
 files into its cache) and ``add_root_url`` (to prefix their URLs). Each walk calls a Python function
-per number of the reply and rebuilds every dict and list, so for a reply of attention weights it is
-the largest single cost of an API call after routing: 10.6% of the event loop's time under 20
-clients (py-spy, docs/SPEED.md "Under load"). The app's text replies never hold a file; only the
-speech synthesiser's audio does.
+per number of the reply and rebuilds every dict and list: for replies of attention weights and
+alternatives, one of the largest costs of an API call on the event loop. Without this module the
+server answered 86.6 calls/s under 20 clients, with it 107.7 (``python benchmarks/server_ab.py``,
+docs/SPEED.md "Under load"). The app's text replies never hold a file; only the page's audio does.
 
 ``skip_walks_without_files`` wraps both functions in ``gradio.processing_utils``: a value is first
 written by orjson (C, a few µs a kB), and if the text contains neither ``"meta"`` nor

@@ -2,12 +2,11 @@
 
 Under 20 clients the server allocates and frees many small containers per call (JSON, dicts,
 asyncio tasks); almost all are freed by reference counting at once, yet they trip the collector's
-first threshold (700 more allocations than deallocations, Python's default) about 37 times a second,
-and every tenth such collection scans the older generation, every hundredth the whole heap
-(~380,000 objects: Gradio's blocks, the models' tables). Measured with ``gc.callbacks`` over 20 s of
-20 clients (docs/SPEED.md, "Under load"): 1.6 s of collections, all holding the GIL that the event
-loop needs; with the startup objects frozen 0.9 s, and with a first threshold of 10,000 as well,
-0.04 s.
+first threshold (700 more allocations than deallocations, Python's default) over and over, and
+every tenth such collection scans the older generation, every hundredth the whole heap (Gradio's
+blocks, the models' tables). Timed with ``gc.callbacks`` (``python benchmarks/server_ab.py``,
+docs/SPEED.md "Under load"): with Python's settings 237 collections in 600 calls, 0.82 ms of them
+per call, all holding the GIL that the event loop needs; tuned, 1-2 collections, 0.02 ms a call.
 
 ``tune_gc`` collects once, freezes what is left (``gc.freeze``: those objects stay alive, as they
 would anyway, and are never scanned again) and raises the first threshold. A cycle of garbage now

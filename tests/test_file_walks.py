@@ -91,15 +91,17 @@ def test_a_value_with_a_file_takes_gradios_walk(wrapped, tmp_path):
 @pytest.mark.parametrize("value", [
     {"file": {"path": "a.wav", "meta": {"_type": "gradio.FileData"}}},  # a file object, nested
     [{"path": "a.wav", "meta": 5}],  # a "meta" key: Gradio's test reads it (and fails on it): walked as stock
-    "gradio.FileData",  # the name alone: walked (it finds nothing)
+    {"note": "gradio.FileData"},  # the name in a dict: walked (it finds nothing)
     {1: "a non-string key"},  # orjson cannot write it: walked
-    [2 ** 70],  # an integer over 64 bits: walked
+    {"n": [2 ** 70]},  # an integer over 64 bits inside a dict: orjson cannot write it, walked
 ])
 def test_anything_that_may_hold_a_file_is_walked(value):
     assert not file_walks.holds_no_file(value)
 
 
 @pytest.mark.parametrize("value", [None, 0.5, "text", [], {}, {"a": [[1, 2.5], ["x", None, True]]}, ("a", 1),
+                                   ["<div>page HTML</div>", "**Markdown**", None],  # flat: not written at all
+                                   "gradio.FileData", [2 ** 70],  # a string or a number is never a file object
                                    {"path": "a.wav", "url": "/file=a.wav"}])  # no "meta": not a file object for Gradio
 def test_plain_json_holds_no_file(value):
     assert file_walks.holds_no_file(value)

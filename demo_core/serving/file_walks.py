@@ -54,11 +54,18 @@ RELIED_ON_SOURCE = {"traverse": "f28947e0bba40832", "async_traverse": "2c3974d6b
 MARK = "_s2s_stock_walks"  # set on gradio.processing_utils once wrapped, holding the stock functions
 KEY = b'"meta"'
 FILE_TYPE = b"gradio.FileData"
+LEAVES = (str, int, float, bool)  # exactly these types: a subclass may be anything
 
 
 def holds_no_file(value: Any) -> bool:
     """True when ``value`` is JSON that orjson can write and whose text has no ``"meta"`` and no ``gradio.FileData``:
-    then no dict in it is a Gradio file object (see the module's docstring). False means "maybe": walk it."""
+    then no dict in it is a Gradio file object (see the module's docstring). False means "maybe": walk it.
+    A string, number, bool or None, alone or in a flat list (the page's HTML outputs), is no file and is not written:
+    Gradio's walk over those is cheaper than writing them."""
+    if value is None or type(value) in LEAVES:
+        return True
+    if type(value) in (list, tuple) and all(item is None or type(item) in LEAVES for item in value):
+        return True
     try:
         text = orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError: a model, a non-string key, an integer over 64 bits, an unknown type

@@ -12,9 +12,10 @@ tokens with EOS for de-en-rnn-bahdanau, and pairs of them, 17-41). Phases 1-4 ru
 (``POST /gradio_api/call/generate``, then its event stream: what a script without ``gradio_client`` sends), then again
 against the plain route (``POST /gradio_api/v1/generate``, one request), each with half of ``--max-seconds``:
 
-0. in process: 16 of these requests decoded one by one and together (``batcher.run_together``), and
-   what Gradio spends building the state of a new session (each raw API call is one), as shipped and with
-   ``demo_core.serving.sessions`` (what the server does unless ``S2S_STOCK_GRADIO=1``);
+0. in process: 16 of these requests decoded one by one and together (``batcher.run_together``), what
+   Gradio spends building the state of a new session (each raw API call is one) and postprocessing one run of
+   the page, as shipped and with ``demo_core.serving.sessions`` (what the server does unless
+   ``S2S_STOCK_GRADIO=1``);
 1. baseline: one client, ``--baseline`` calls one after another, half of them before phase 2 and half after it,
    pooled (the machine's speed drifts within a run);
 2. load: ``--clients`` clients, each ``--requests`` calls back to back;
@@ -219,6 +220,40 @@ def lazy_session_ms(rounds: int = 20) -> float:
     return 1000 * best
 
 
+def page_run_postprocess_ms(lazy: bool, rounds: int = 10) -> float:
+    """Milliseconds of Gradio's postprocessing (``Blocks.postprocess_data``, on the event loop) of one Explore run of the
+    page (the card's default model and text, ``gr.update``s among the outputs) in a session of stock Gradio or of
+    ``demo_core.serving.sessions`` (``lazy``); the faster of ``rounds`` (outputs made afresh each time, decoding not
+    timed). The class is left as it was found."""
+    import asyncio
+
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    import app
+    from demo_core.serving import sessions
+
+    app.demo.queue()
+    was_lazy = sessions.MARK in vars(SessionState)
+    if lazy and not sessions.make_sessions_lazy(SessionState, gr.__version__):
+        return float("nan")
+    if not lazy:
+        sessions.make_sessions_eager(SessionState)
+    explore = next(fn for fn in app.demo.fns.values() if fn.api_name == "explore")
+    values = {block: getattr(block, "value", None) for block in explore.inputs}
+    state, best = SessionState(app.demo), float("inf")
+    for _ in range(rounds):
+        out = app.demo.page.explore(values)  # afresh: Gradio consumes the updates it postprocesses
+        start = time.perf_counter()
+        asyncio.run(app.demo.postprocess_data(explore, out, state))
+        best = min(best, time.perf_counter() - start)
+    if was_lazy:
+        sessions.make_sessions_lazy(SessionState, gr.__version__)
+    else:
+        sessions.make_sessions_eager(SessionState)
+    return 1000 * best
+
+
 def call(api: Api, phase: Phase, lock: threading.Lock, text: str, model: str, **options: object) -> float | None:
     """One greedy ``/generate`` call recorded in ``phase``; its seconds, None on error."""
     try:
@@ -307,6 +342,8 @@ def main() -> None:
           "its gr.HTML blocks", flush=True)
     print(f"in process, the same with demo_core.serving.sessions (lazy configs): {lazy_session_ms():.2f} ms; the server runs "
           f"{'stock Gradio (S2S_STOCK_GRADIO=1)' if os.environ.get('S2S_STOCK_GRADIO') == '1' else 'lazy sessions'}", flush=True)
+    print(f"in process, Gradio's postprocessing of one run of the page: {page_run_postprocess_ms(lazy=False):.1f} ms in a "
+          f"stock session, {page_run_postprocess_ms(lazy=True):.1f} ms in a lazy one (demo_core.serving.sessions)", flush=True)
     print(f"the server decodes short requests with {os.environ.get('S2S_SHORT_WORKERS', SHORT_WORKERS)} batching workers "
           "(S2S_SHORT_WORKERS)", flush=True)
     apis = {"gradio": False, "plain": True} if args.api == "both" else {args.api: args.api == "plain"}

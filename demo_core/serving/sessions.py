@@ -5,25 +5,30 @@ session (``POST /gradio_api/call/generate`` carries no session of its own). Its 
 computes ``config_for_block`` for every block of the page (144 of them) so that a deep link can
 later restore the page as that session saw it: 16 ms of Python on the server's event loop per
 call in process, 60% of the server's CPU per refused call under load (docs/SPEED.md, "Under
-load"). Nothing but that deep link reads those configs: in 6.31 ``config_values`` is read only
-by ``SessionState.components`` (the ``/gradio_api/deep_link`` route), and written by
-``__setitem__``, ``_update_config`` and ``_update_value_in_config``. So ``make_sessions_lazy``
-swaps three members of the class:
+load"). Each ``gr.update`` an event returns costs two more (``__setitem__``, then
+``_update_config``), each with the component's JSON schema: of the 25 ms Gradio spent
+postprocessing one run of the page, 15 went there (``benchmarks/load.py`` prints both). Nothing but that deep link reads those
+configs: in 6.31 ``config_values`` is read only by ``SessionState.components`` (the
+``/gradio_api/deep_link`` route), and written by ``__setitem__``, ``_update_config`` and
+``_update_value_in_config``. So ``make_sessions_lazy`` swaps five members of the class:
 
 - ``__init__`` records which blocks the session starts with (the same ones, the same order)
   and computes none of their configs;
+- ``__setitem__`` and ``_update_config`` do what they do, but leave a ``Pending`` entry holding
+  the block stock Gradio would compute the config of (``__setitem__``: the block being replaced,
+  as stock Gradio does; ``_update_config``: the new one). A stateful block's config (computed
+  from the session's state value, which the app may change in place) is computed at once, as in
+  stock Gradio;
 - ``_update_value_in_config``, which Gradio calls for every input and output of every event
-  (stock: computing the block's config first if it is missing, ~0.1 ms a block), keeps a
-  missing block's value in a ``Pending`` entry at the same place instead;
-- ``components`` computes the missing and pending ones (a pending one gets its value written
-  in, as stock Gradio would have done), so a deep link yields exactly the configs, in exactly
-  the order, that stock Gradio's would.
+  (stock: computing the block's config first if it is missing, ~0.1 ms a block), keeps the value
+  in the ``Pending`` entry (a new one, holding the block of the moment, if there was none);
+- ``components`` computes the missing and pending ones (a pending value written in, as stock
+  Gradio would have done), so a deep link yields exactly the configs, in exactly the order,
+  that stock Gradio's would.
 
-``__setitem__`` and ``_update_config`` are left as they are: an entry they write (over a
-pending one too) is what stock Gradio would have written. This holds because Gradio never
-changes a block in place once the page is built (an update replaces it in the session through
-``__setitem__``, which recomputes its config), so a config computed later is the one it would
-have computed earlier.
+This holds because Gradio never changes a block in place once the page is built (an update
+replaces it in the session through ``__setitem__``), so a config computed later from the same
+block object is the one stock Gradio computed earlier.
 
 The patch is tied to one Gradio: it is applied only when the version is the one
 requirements.txt pins and the source of the members it replaces or relies on is the one read
@@ -36,6 +41,7 @@ passes the class and the version in.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import inspect
 import logging
@@ -48,9 +54,10 @@ LOG = logging.getLogger("seq2seq_explorer")
 PINNED_GRADIO = "6.31.0"  # requirements.txt
 # sha256 of ``inspect.getsource`` of the members replaced, as shipped in Gradio 6.31.0 (first 16 hex digits)
 EXPECTED_SOURCE = {"__init__": "1b2ea21dc42c45da", "components": "010247a9cb27797d",
-                   "_update_value_in_config": "7e5b61f747b0dce7"}
-# ... and of the members that write ``config_values``, whose behaviour the lazy ones rely on
-RELIED_ON_SOURCE = {"__setitem__": "49a413d82fc29603", "_update_config": "4fbf595c7b71660c"}
+                   "_update_value_in_config": "7e5b61f747b0dce7", "__setitem__": "49a413d82fc29603",
+                   "_update_config": "4fbf595c7b71660c"}
+# ... and of the members the lazy ones call
+RELIED_ON_SOURCE = {"__getitem__": "f7eac2b204848b01", "__contains__": "816f69d2b6806d2a"}
 MARK = "_s2s_lazy_configs"  # set on the class once patched, holding the stock members
 
 
@@ -76,22 +83,55 @@ def mismatch(session_class: type, version: str) -> str | None:
     return None
 
 
-class Pending(dict):
-    """A block's place in ``config_values`` whose config is not computed yet, holding the value written for it.
-    An empty dict, so stock Gradio's members (after ``make_sessions_eager``) skip it instead of failing."""
+UNSET = object()  # a Pending entry no value was written into
 
-    def __init__(self, value: Any) -> None:
+
+class Pending(dict):
+    """A block's place in ``config_values`` whose config is not computed yet: the block to compute it from and the
+    value written for it since (``UNSET`` if none). An empty dict, so stock Gradio's members (after
+    ``make_sessions_eager``) skip it instead of failing."""
+
+    def __init__(self, block: Any, value: Any = UNSET) -> None:
         super().__init__()
-        self.value = value
+        self.block, self.value = block, value
+
+
+def lazy_setitem(self: Any, key: int, value: Any) -> None:
+    """Stock ``__setitem__`` with the config (of the block being replaced, as stock Gradio computes it) left pending."""
+    from gradio.components import State  # called by Gradio only, so gradio is loaded (as stock Gradio imports it)
+
+    block = self.blocks_config.blocks.get(key)
+    if isinstance(block, State):
+        self._state_ttl[key] = (block.time_to_live, datetime.datetime.now())
+        self.state_data[key] = value
+    else:
+        self.blocks_config.blocks[key] = value
+    if block:
+        self.config_values[key] = Pending(block)
+
+
+def lazy_update_config(self: Any, key: int) -> None:
+    """Stock ``_update_config`` with the config of a (stateless) block left pending."""
+    item = self[key]  # as stock: for a stateful block this also creates its state
+    if item is None:
+        return
+    block = self.blocks_config.blocks.get(key)
+    if block is not None and block.stateful:  # the config of a state value the app may change in place: now
+        self.config_values[key] = self.blocks_config.config_for_block(key, [], item)
+    else:
+        self.config_values[key] = Pending(item)
 
 
 def lazy_update_value_in_config(self: Any, key: int, value: Any) -> None:
     """Stock ``_update_value_in_config`` without computing a missing config now: the value waits in a ``Pending``
     entry (the latest one wins, as stock Gradio's last write does) until ``components`` needs the config."""
-    if key not in self.config_values or isinstance(self.config_values[key], Pending):
-        self.config_values[key] = Pending(value)
-    elif "props" in self.config_values[key]:
-        self.config_values[key]["props"]["value"] = value
+    config = self.config_values.get(key)
+    if config is None:
+        self.config_values[key] = Pending(self.blocks_config.blocks[key], value)
+    elif isinstance(config, Pending):
+        config.value = value
+    elif "props" in config:
+        config["props"]["value"] = value
 
 
 def resolved(self: Any, key: int) -> Any:
@@ -99,8 +139,8 @@ def resolved(self: Any, key: int) -> Any:
     config = self.config_values[key]
     if isinstance(config, Pending):
         pending = config
-        config = self.config_values[key] = self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key])
-        if "props" in config:
+        config = self.config_values[key] = self.blocks_config.config_for_block(key, [], pending.block)
+        if pending.value is not UNSET and "props" in config:
             config["props"]["value"] = pending.value
     return config
 
@@ -145,6 +185,8 @@ def make_sessions_lazy(session_class: type, version: str) -> bool:
         return False
     setattr(session_class, MARK, {name: inspect.getattr_static(session_class, name) for name in EXPECTED_SOURCE})
     session_class.__init__ = lazy_init
+    session_class.__setitem__ = lazy_setitem
+    session_class._update_config = lazy_update_config
     session_class._update_value_in_config = lazy_update_value_in_config
     session_class.components = property(lazy_components, doc=lazy_components.__doc__)
     LOG.info("new Gradio sessions compute their blocks' configs only when a deep link asks")

@@ -7,10 +7,11 @@ later restore the page as that session saw it: 16 ms of Python on the server's e
 call in process, 60% of the server's CPU per refused call under load (docs/SPEED.md, "Under
 load"). Each ``gr.update`` an event returns costs two more (``__setitem__``, then
 ``_update_config``), each with the component's JSON schema: of the 25 ms Gradio spent
-postprocessing one run of the page, 15 went there (``benchmarks/load.py`` prints both). Nothing but that deep link reads those
-configs: in 6.31 ``config_values`` is read only by ``SessionState.components`` (the
-``/gradio_api/deep_link`` route), and written by ``__setitem__``, ``_update_config`` and
-``_update_value_in_config``. So ``make_sessions_lazy`` swaps five members of the class:
+postprocessing one run of the page, 15 went there (``benchmarks/load.py`` prints both).
+Nothing but that deep link reads those configs: in 6.31 ``config_values`` is read only by
+``SessionState.components`` (the ``/gradio_api/deep_link`` route), and written by
+``__setitem__``, ``_update_config`` and ``_update_value_in_config``. So
+``make_sessions_lazy`` swaps five members of the class:
 
 - ``__init__`` records which blocks the session starts with (the same ones, the same order)
   and computes none of their configs;

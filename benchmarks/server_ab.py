@@ -6,7 +6,8 @@ turn (so the machine's drift falls on every variant alike), warms it up, then le
 ``--calls`` greedy ``/generate`` calls each (``de-en-rnn-bahdanau``, four short German sentences). Variants:
 
 - ``shipped``: the server as ``app.launch`` starts it;
-- ``no-walks``: without ``demo_core.serving.file_walks`` (Gradio walks every reply for files twice);
+- ``no-walks``: without ``demo_core.serving.file_walks`` (Gradio walks every reply for files twice; the wrapper
+  reads ``S2S_AB_NO_WALKS=1``, so it combines with others: ``S2S_AB_NO_WALKS=1,S2S_GC_THRESHOLD=0``);
 - ``stock-gc``: without ``demo_core.serving.gc_tuning`` (``S2S_GC_THRESHOLD=0``: Python's collector as it is);
 - ``stock-gradio``: ``S2S_STOCK_GRADIO=1`` (none of ``app.launch``'s cuts to Gradio's per-call work);
 - ``NAME=VALUE[,NAME=VALUE]``: the shipped server with these environment variables (e.g. ``S2S_SHORT_WORKERS=1``).

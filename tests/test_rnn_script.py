@@ -48,14 +48,37 @@ def test_the_served_form_takes_the_script(served: tuple) -> None:
     assert "scripted_greedy" not in dict(model.named_modules())  # not a submodule: state_dict has no second copy
 
 
-@pytest.mark.parametrize("cfg", [DecodeConfig(), DecodeConfig(alternatives=0), DecodeConfig(alternatives=20, max_len=4),
-                                 DecodeConfig(strategy="beam", beam_size=3)], ids=["greedy", "no-alternatives", "cut", "beam"])
+@pytest.mark.parametrize("cfg", [
+    DecodeConfig(), DecodeConfig(alternatives=0), DecodeConfig(alternatives=20, max_len=4),
+    DecodeConfig(strategy="beam", beam_size=3), DecodeConfig(strategy="beam", beam_size=5, n_best=5),
+    DecodeConfig(strategy="beam", beam_size=4, no_repeat_ngram=2, repetition_penalty=1.3),
+    DecodeConfig(strategy="sample", num_samples=3, seed=7, temperature=0.8, top_p=0.9),
+    DecodeConfig(no_repeat_ngram=2)],  # greedy with a repetition option: stepped, not the greedy loop
+    ids=["greedy", "no-alternatives", "cut", "beam", "beam-5", "beam-repetition", "sample", "greedy-repetition"])
 def test_one_source_decodes_identically(served: tuple, cfg: DecodeConfig) -> None:
     translator, model, python = served
     for text in translator.card.examples[:2]:
         src = torch.tensor([translator.source_ids(text)])
         with torch.inference_mode():
             assert_identical(decode(model, src, cfg)[0], decode(python, src, cfg)[0])
+
+
+def test_every_strategy_but_plain_greedy_steps_through_the_script(served: tuple, monkeypatch) -> None:
+    """Beam search calls ``RNNGreedy.step`` (one TorchScript call a step), not the modules from Python."""
+    translator, model, python = served
+    calls: list[int] = []
+    script = model.scripted_greedy
+
+    class Counting:
+        def step(self, *args):  # noqa: ANN002, ANN202
+            calls.append(1)
+            return script.step(*args)
+
+    monkeypatch.setitem(model.__dict__, "scripted_greedy", Counting())
+    src = torch.tensor([translator.source_ids(translator.card.examples[0])])
+    with torch.inference_mode():
+        hyps, _ = decode(model, src, DecodeConfig(strategy="beam", beam_size=3, max_len=6))
+    assert len(calls) == len(max((h.ids for h in hyps), key=len)) > 0
 
 
 def test_batches_decode_identically_rows_leaving_at_their_end(served: tuple) -> None:

@@ -134,7 +134,16 @@ class RNNSeq2Seq(nn.Module):
     def decode_step(
         self, memory: RNNMemory, state: RNNState, prev_tokens: torch.Tensor
     ) -> tuple[torch.Tensor, RNNState, torch.Tensor]:
-        """prev_tokens [B] -> log_probs [B, V], new state, attention [B, layers=1, heads=1, S]."""
+        """prev_tokens [B] -> log_probs [B, V], new state, attention [B, layers=1, heads=1, S]. A CPU-prepared
+        inference copy takes the step in one TorchScript call (``RNNGreedy.step``: the same modules in the same
+        order, so the same numbers, with no Python lock held while it runs)."""
+        if self.scripted_greedy is not None and not self.training:
+            hidden = state.hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
+            feed = state.feed if state.feed is not None else hidden.new_zeros(0)
+            log_probs, hidden, feed, weights = self.scripted_greedy.step(memory.values, memory.keys, memory.mask,
+                                                                         hidden, feed, prev_tokens)
+            new_state = RNNState(hidden=hidden.transpose(0, 1), feed=feed if self.luong else None)
+            return log_probs, new_state, weights[:, None, None, :]
         out, state, weights = self._step(memory, state, self.dropout(self.tgt_embed(prev_tokens)))
         log_probs = F.log_softmax(self._logits(out), dim=-1)
         return log_probs, state, weights[:, None, None, :]

@@ -1,0 +1,69 @@
+"""The RNN decoder step in TorchScript (``RNNGreedy.step``) against the same step from Python, paired.
+
+    python benchmarks/bench_rnn_step.py [--models de-en-rnn-bahdanau de-en-rnn-luong] [--pairs 80] [--beam 5]
+
+Every strategy but plain greedy (which runs whole in ``RNNGreedy.forward``) calls
+``RNNSeq2Seq.decode_step`` once a step; a served RNN takes that step in one TorchScript call, and
+with ``scripted_greedy`` set to None the same modules run from Python. Both give the same numbers
+(``tests/test_rnn_script.py``). This times ``Translator.run`` with beam search on the sentence of
+``bench_app.py`` both ways, one thread, alternating call by call (ABAB, then BABA) so the
+machine's drift falls on both alike, and prints the medians and how many pairs the script won.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from demo_core.decoding import DecodeConfig  # noqa: E402
+from demo_core.pipeline import ModelRegistry  # noqa: E402
+
+SENTENCE = "Zwei junge Männer spielen am Strand mit einem roten Ball."
+
+
+def paired(model_id: str, pairs: int, beam: int) -> tuple[float, float, int]:
+    """Median ms of beam search with the TorchScript step and from Python, and the pairs the script was faster."""
+    translator = ModelRegistry().get(model_id)
+    model, script = translator.model, translator.model.scripted_greedy
+    if script is None:
+        raise SystemExit(f"{model_id} has no TorchScript step (not an RNN, or it did not compile)")
+    cfg = DecodeConfig(strategy="beam", beam_size=beam)
+    for _ in range(5):
+        translator.run(SENTENCE, cfg)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for i in range(pairs):
+            for scripted in ((True, False) if i % 2 == 0 else (False, True)):
+                model.__dict__["scripted_greedy"] = script if scripted else None
+                start = time.perf_counter()
+                translator.run(SENTENCE, cfg)
+                times[scripted].append(time.perf_counter() - start)
+    finally:
+        model.__dict__["scripted_greedy"] = script
+    won = sum(a < b for a, b in zip(times[True], times[False], strict=True))
+    return 1000 * statistics.median(times[True]), 1000 * statistics.median(times[False]), won
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["de-en-rnn-bahdanau", "de-en-rnn-luong"])
+    parser.add_argument("--pairs", type=int, default=80)
+    parser.add_argument("--beam", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for model_id in args.models:
+        script_ms, python_ms, won = paired(model_id, args.pairs, args.beam)
+        print(f"{model_id}, beam {args.beam}: TorchScript step {script_ms:.1f} ms, Python step {python_ms:.1f} ms "
+              f"(median of {args.pairs}); the script faster in {won} of {args.pairs} pairs", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -49,7 +49,7 @@ class RNNGreedy(nn.Module):
         self, values: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor, feed: torch.Tensor,
         prev: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One decoder step, ``RNNSeq2Seq.decode_step`` inside TorchScript (the loop body of ``forward``): memory
+        """One decoder step, ``RNNSeq2Seq.decode_step`` inside TorchScript (``forward`` loops over it): memory
         values [B, S, 2H], keys [B, S, A], mask [B, S], hidden [L, B, Hd], Luong feed [B, Hd] (ignored for additive
         attention), previous tokens [B] -> log-probs [B, V], hidden [L, B, Hd], feed (``feed`` itself for additive
         attention), attention [B, S]. Every strategy other than plain greedy steps through it."""
@@ -84,18 +84,7 @@ class RNNGreedy(nn.Module):
         prev = first
         step = 0
         while True:
-            y = self.embed(prev)  # [n, E]
-            if self.luong:
-                _, hidden = self.decoder(torch.cat([y, feed], -1).unsqueeze(1), hidden)
-                top_state = hidden[-1]  # s_t [n, Hd]
-                context, weights = self.attention(top_state, keys, values, mask)
-                feed = torch.tanh(self.combine(torch.cat([context, top_state], -1)))
-                out = self.pre_output(feed)
-            else:
-                context, weights = self.attention(hidden[-1], keys, values, mask)  # attend with s_{t-1}
-                _, hidden = self.decoder(torch.cat([y, context], -1).unsqueeze(1), hidden)
-                out = torch.tanh(self.pre_output(torch.cat([hidden[-1], context, y], -1)))
-            log_probs = F.log_softmax(self.output(out), dim=-1)  # [n, V]
+            log_probs, hidden, feed, weights = self.step(values, keys, mask, hidden, feed, prev)  # [n, V], ...
             top = log_probs.topk(k, dim=-1)
             token = top.indices[:, 0]
             steps.append(rows)

@@ -896,7 +896,7 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
     (``demo_core.serving.rest``) before Gradio's own."""
     app = app or demo
     sys.setswitchinterval(switch_interval())
-    tune_gc(gc_threshold())  # startup's objects frozen, fewer collections (demo_core.serving.gc_tuning)
+    tune_gc(gc_threshold())  # startup objects frozen, fewer collections (serving.gc_tuning; S2S_GC_THRESHOLD=0: Python's)
     if not STOCK_GRADIO:
         make_sessions_lazy(SessionState, gr.__version__)
         skip_walks_without_files(processing_utils, client_utils, (data_classes.GradioModel, data_classes.GradioRootModel),

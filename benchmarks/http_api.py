@@ -45,14 +45,14 @@ def free_port() -> int:
 
 @contextmanager
 def app_server(timeout_s: float = 180.0, env: dict[str, str] | None = None,
-               log: Path | None = None) -> Iterator[tuple[str, int]]:
-    """``python app.py`` on a free local port; yields (its URL, its process id) once it answers, stops it after.
-    ``log``: a file for the server's output (default: discarded)."""
+               log: Path | None = None, argv: list[str] | None = None) -> Iterator[tuple[str, int]]:
+    """``python app.py`` (or ``argv``, run from the repository) on a free local port; yields (its URL, its process
+    id) once it answers, stops it after. ``log``: a file for the server's output (default: discarded)."""
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
                **(env or {}))
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(argv or [sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         start = time.perf_counter()
@@ -87,7 +87,7 @@ class Api:
 
     Each thread keeps one HTTP/1.1 connection open and reuses it, as ``requests.Session``, ``httpx.Client`` and
     browsers do: on a loopback benchmark the clients share the server's cores, so they should cost it as little as a
-    real client would (a new connection and urllib's handlers per request cost the machine ~2x the client's CPU).
+    real client would.
     """
 
     def __init__(self, url: str, plain: bool = False) -> None:

@@ -4,8 +4,8 @@ Run from the repository root: ``python benchmarks/load.py [--clients 20] [--requ
 [--model de-en-rnn-bahdanau] [--max-seconds 600] [--api both|gradio|plain]``. It starts ``python app.py`` on a free port
 (in the environment, for comparison: ``S2S_MAX_BATCH=1`` turns batching off; ``S2S_STOCK_GRADIO=1`` leaves
 Gradio's per-call work as shipped: eager sessions, the monitoring summary after every event, two failed imports per
-event, every reply walked twice for files: see ``app.launch``; ``S2S_SWITCH_INTERVAL=0.005`` runs the server with Python's default GIL switch interval
-instead of 0.5 ms; ``S2S_SHORT_WORKERS=1`` decodes one batch of short requests at a time instead of two;
+event, every reply walked twice for files: see ``app.launch``; ``S2S_SWITCH_INTERVAL=0.005`` runs the server with
+Python's default GIL switch interval instead of 0.5 ms; ``S2S_SHORT_WORKERS=1`` decodes one batch of short requests at a time instead of two;
 ``S2S_GC_THRESHOLD=0`` leaves Python's cycle collector as it is: see ``demo_core.serving.gc_tuning``) and sends raw
 HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's examples, 7-22 source
 tokens with EOS for de-en-rnn-bahdanau, and pairs of them, 17-41). Phases 1-4 run against Gradio's API
@@ -38,8 +38,9 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,26 +198,44 @@ def session_ms(rounds: int = 20) -> tuple[float, float]:
     return 1000 * whole, 1000 * part
 
 
-def lazy_session_ms(rounds: int = 20) -> float:
-    """Milliseconds a new session of the app's page costs with ``demo_core.serving.sessions`` (the faster of
-    ``rounds``); the class is left as it was found."""
+@contextmanager
+def sessions_as(lazy: bool) -> Iterator[bool]:
+    """Inside the block, new Gradio sessions are lazy (``demo_core.serving.sessions``) or stock; yields False when
+    the lazy ones cannot be had (another Gradio). The class is left as it was found."""
     import gradio as gr
     from gradio.state_holder import SessionState
 
-    import app
     from demo_core.serving import sessions
 
-    app.demo.queue()
     was_lazy = sessions.MARK in vars(SessionState)
-    if not sessions.make_sessions_lazy(SessionState, gr.__version__):
-        return float("nan")
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        SessionState(app.demo)
-        best = min(best, time.perf_counter() - start)
-    if not was_lazy:
+    applied = sessions.make_sessions_lazy(SessionState, gr.__version__) if lazy else True
+    if not lazy:
         sessions.make_sessions_eager(SessionState)
+    try:
+        yield applied
+    finally:
+        if was_lazy:
+            sessions.make_sessions_lazy(SessionState, gr.__version__)
+        else:
+            sessions.make_sessions_eager(SessionState)
+
+
+def lazy_session_ms(rounds: int = 20) -> float:
+    """Milliseconds a new session of the app's page costs with ``demo_core.serving.sessions`` (the faster of
+    ``rounds``)."""
+    from gradio.state_holder import SessionState
+
+    import app
+
+    app.demo.queue()
+    with sessions_as(lazy=True) as applied:
+        if not applied:
+            return float("nan")
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            SessionState(app.demo)
+            best = min(best, time.perf_counter() - start)
     return 1000 * best
 
 
@@ -224,33 +243,25 @@ def page_run_postprocess_ms(lazy: bool, rounds: int = 10) -> float:
     """Milliseconds of Gradio's postprocessing (``Blocks.postprocess_data``, on the event loop) of one Explore run of the
     page (the card's default model and text, ``gr.update``s among the outputs) in a session of stock Gradio or of
     ``demo_core.serving.sessions`` (``lazy``); the faster of ``rounds`` (outputs made afresh each time, decoding not
-    timed). The class is left as it was found."""
+    timed)."""
     import asyncio
 
-    import gradio as gr
     from gradio.state_holder import SessionState
 
     import app
-    from demo_core.serving import sessions
 
     app.demo.queue()
-    was_lazy = sessions.MARK in vars(SessionState)
-    if lazy and not sessions.make_sessions_lazy(SessionState, gr.__version__):
-        return float("nan")
-    if not lazy:
-        sessions.make_sessions_eager(SessionState)
     explore = next(fn for fn in app.demo.fns.values() if fn.api_name == "explore")
     values = {block: getattr(block, "value", None) for block in explore.inputs}
-    state, best = SessionState(app.demo), float("inf")
-    for _ in range(rounds):
-        out = app.demo.page.explore(values)  # afresh: Gradio consumes the updates it postprocesses
-        start = time.perf_counter()
-        asyncio.run(app.demo.postprocess_data(explore, out, state))
-        best = min(best, time.perf_counter() - start)
-    if was_lazy:
-        sessions.make_sessions_lazy(SessionState, gr.__version__)
-    else:
-        sessions.make_sessions_eager(SessionState)
+    with sessions_as(lazy) as applied:
+        if not applied:
+            return float("nan")
+        state, best = SessionState(app.demo), float("inf")
+        for _ in range(rounds):
+            out = app.demo.page.explore(values)  # afresh: Gradio consumes the updates it postprocesses
+            start = time.perf_counter()
+            asyncio.run(app.demo.postprocess_data(explore, out, state))
+            best = min(best, time.perf_counter() - start)
     return 1000 * best
 
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.http_api import Api, app_server  # noqa: E402
-from benchmarks.load import Phase, cpu_s  # noqa: E402
+from benchmarks.load import Phase, measured  # noqa: E402
 
 TEXT = "Zwei junge Männer spielen am Strand mit einem roten Ball."
 
@@ -98,12 +98,14 @@ def users(api: Api, name: str, n_users: int, n_runs: int, event: tuple[int, int 
             with lock:
                 phase.add(ok, seconds, error)
 
-    cpu, client, start = cpu_s(pid), time.process_time(), time.perf_counter()
-    with ThreadPoolExecutor(n_users) as pool:
-        list(pool.map(user, range(n_users)))
-    phase.wall_s = time.perf_counter() - start
-    phase.server_cpu_s, phase.client_cpu_s = cpu_s(pid) - cpu, time.process_time() - client
-    return phase
+    def run() -> Phase:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(n_users) as pool:
+            list(pool.map(user, range(n_users)))
+        phase.wall_s = time.perf_counter() - start
+        return phase
+
+    return measured(pid, run)
 
 
 def main() -> None:

@@ -24,18 +24,16 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.http_api import Api, free_port  # noqa: E402
+from benchmarks.http_api import Api, app_server  # noqa: E402
 from benchmarks.load import cpu_s  # noqa: E402
 
 TEXTS = ["Ich habe heute keine Zeit.", "Das Wetter ist heute sehr schön und wir gehen spazieren.",
@@ -85,24 +83,9 @@ def variant_name(given: str) -> str:
 
 def one_server(variant: str, clients: int, calls: int, plain: bool) -> dict[str, float]:
     """Start the server as ``variant``, load it, stop it: its throughput, CPU and collector time."""
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "gc.json"
-        env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-                   GRADIO_ANALYTICS_ENABLED="False", S2S_AB_OUT=str(out), **VARIANTS[variant])
-        server = subprocess.Popen([sys.executable, "-c", WRAPPER], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.perf_counter() + 180
-            while True:
-                try:
-                    with urllib.request.urlopen(url, timeout=2):
-                        break
-                except OSError:
-                    if server.poll() is not None or time.perf_counter() > deadline:
-                        raise RuntimeError(f"the {variant} server did not start") from None
-                    time.sleep(0.3)
+        with app_server(env={"S2S_AB_OUT": str(out), **VARIANTS[variant]}, argv=[sys.executable, "-c", WRAPPER]) as (url, pid):
             api = Api(url, plain=plain)
             for i in range(2 * len(TEXTS)):
                 api.call("/generate", text=TEXTS[i % len(TEXTS)], model=MODEL)
@@ -114,18 +97,16 @@ def one_server(variant: str, clients: int, calls: int, plain: bool) -> dict[str,
                     if not reply.ok:
                         errors.append(reply.error or "error")
 
-            server.send_signal(signal.SIGUSR1)
+            os.kill(pid, signal.SIGUSR1)  # the wrapper starts counting collections
             time.sleep(0.2)
-            cpu, start = cpu_s(server.pid), time.perf_counter()
+            cpu, start = cpu_s(pid), time.perf_counter()
             threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            wall, cpu = time.perf_counter() - start, cpu_s(server.pid) - cpu
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            wall, cpu = time.perf_counter() - start, cpu_s(pid) - cpu
+        # app_server stopped it (SIGTERM): the wrapper wrote its counts on the way out
         collected = json.loads(out.read_text()) if out.exists() else {"collections": 0, "seconds": float("nan")}
     n = clients * calls
     return {"req_s": n / wall, "cpu_ms": 1000 * cpu / n, "gc_ms": 1000 * collected["seconds"] / n,

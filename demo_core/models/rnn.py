@@ -102,7 +102,7 @@ class RNNSeq2Seq(nn.Module):
             self.pre_output = nn.Linear(cfg.dec_hidden + enc_out + cfg.emb_dim, cfg.emb_dim)
         self.output_bias = nn.Parameter(torch.zeros(cfg.tgt_vocab))
         self.output_projection: nn.Module | None = None  # packed copy for CPU inference: prepare_for_cpu
-        self.scripted_greedy: Any = None  # ``rnn_script.RNNGreedy`` compiled, after prepare_for_cpu (``greedy_rows``)
+        self.scripted_greedy: Any = None  # ``rnn_script.RNNGreedy`` compiled, after prepare_for_cpu (``greedy_rows``, ``decode_step``)
         self.dropout = nn.Dropout(cfg.dropout)
         for table in {id(self.src_embed): self.src_embed, id(self.tgt_embed): self.tgt_embed}.values():
             # Small embeddings keep the tied output logits near zero at the start.
@@ -138,10 +138,8 @@ class RNNSeq2Seq(nn.Module):
         inference copy takes the step in one TorchScript call (``RNNGreedy.step``: the same modules in the same
         order, so the same numbers, with no Python lock held while it runs)."""
         if self.scripted_greedy is not None and not self.training:
-            hidden = state.hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
-            feed = state.feed if state.feed is not None else hidden.new_zeros(0)
             log_probs, hidden, feed, weights = self.scripted_greedy.step(memory.values, memory.keys, memory.mask,
-                                                                         hidden, feed, prev_tokens)
+                                                                         *self._script_state(state), prev_tokens)
             new_state = RNNState(hidden=hidden.transpose(0, 1), feed=feed if self.luong else None)
             return log_probs, new_state, weights[:, None, None, :]
         out, state, weights = self._step(memory, state, self.dropout(self.tgt_embed(prev_tokens)))
@@ -174,9 +172,7 @@ class RNNSeq2Seq(nn.Module):
         the model is not a CPU-prepared inference copy: the decoder's Python loop runs instead."""
         if self.scripted_greedy is None or self.training:
             return None
-        hidden = state.hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
-        feed = state.feed if state.feed is not None else hidden.new_zeros(0)
-        return self.scripted_greedy(memory.values, memory.keys, memory.mask, hidden, feed, first, limits,
+        return self.scripted_greedy(memory.values, memory.keys, memory.mask, *self._script_state(state), first, limits,
                                     min(k, self.cfg.tgt_vocab), EOS_ID)
 
     def greedy_trace(self, memory: RNNMemory, first: torch.Tensor, limit: int, k: int,
@@ -195,6 +191,13 @@ class RNNSeq2Seq(nn.Module):
                            top_logprobs=top_values, attention=attention if record else attention[:, :, :0])
 
     # --- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _script_state(state: RNNState) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder state as ``RNNGreedy`` takes it: hidden [L, B, Hd] and the Luong feed [B, Hd] (empty for
+        additive attention)."""
+        hidden = state.hidden.transpose(0, 1).contiguous()
+        return hidden, state.feed if state.feed is not None else hidden.new_zeros(0)
 
     def _step(self, memory: RNNMemory, state: RNNState, y_emb: torch.Tensor) -> tuple[torch.Tensor, RNNState, torch.Tensor]:
         """One decoder step on embedded input y_emb [B, E] -> pre-output [B, E], state, weights [B, S]."""

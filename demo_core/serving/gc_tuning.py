@@ -23,7 +23,6 @@ import os
 
 LOG = logging.getLogger("seq2seq_explorer")
 GC_THRESHOLD = 10_000  # the collector's first threshold (Python's default: 700); S2S_GC_THRESHOLD=0 leaves Python's
-PYTHON_DEFAULT = 700
 _frozen = False
 
 

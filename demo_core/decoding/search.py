@@ -70,15 +70,18 @@ def traced_hypotheses(trace: Any, alternatives: int) -> list[Hypothesis]:
     """One hypothesis per row of a model's ``greedy_trace`` (tokens [T, B] ...), as
     ``Recorder.hypothesis`` builds them from the same steps (cut after the first EOS)."""
     hyps = []
-    for row, (ids, logprobs) in enumerate(zip(trace.tokens.t().tolist(), trace.logprobs.t().tolist())):
+    rows = zip(trace.tokens.t().tolist(), trace.logprobs.t().tolist(),  # each row's steps, converted all at once
+               trace.top_ids[:, :, :alternatives].transpose(0, 1).tolist(),
+               trace.top_logprobs[:, :, :alternatives].exp().transpose(0, 1).tolist(), trace.attention.transpose(0, 1))
+    for ids, logprobs, alt_ids, alt_probs, attention in rows:
         length = ids.index(EOS_ID) + 1 if EOS_ID in ids else len(ids)
         score = float(sum(logprobs[:length]))
         hyps.append(Hypothesis(
             ids=ids[:length],
             token_logprobs=logprobs[:length],
-            alt_ids=trace.top_ids[:length, row, :alternatives].tolist(),
-            alt_probs=trace.top_logprobs[:length, row, :alternatives].exp().tolist(),
-            attention=trace.attention[:length, row].clone() if length else torch.zeros(0),  # [T, L, H, S]
+            alt_ids=alt_ids[:length],
+            alt_probs=alt_probs[:length],
+            attention=attention[:length].clone() if length else torch.zeros(0),  # [T, L, H, S]
             score=score,
             normalized_score=score / max(length, 1),
             finished=EOS_ID in ids[:length],

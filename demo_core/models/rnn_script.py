@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from demo_core.models.topk import top_chunk, top_k
+
 LOG = logging.getLogger("seq2seq_explorer")
 
 class RNNGreedy(nn.Module):
@@ -43,6 +45,7 @@ class RNNGreedy(nn.Module):
         self.pre_output = model.pre_output
         self.combine = model.combine if self.luong else nn.Identity()
         self.output = model.output_projection
+        self.chunk = top_chunk(model.tgt_embed.num_embeddings)  # ``models.topk``: a batch's top tokens by chunks
 
     @torch.jit.export
     def step(
@@ -85,12 +88,12 @@ class RNNGreedy(nn.Module):
         step = 0
         while True:
             log_probs, hidden, feed, weights = self.step(values, keys, mask, hidden, feed, prev)  # [n, V], ...
-            top = log_probs.topk(k, dim=-1)
-            token = top.indices[:, 0]
+            values_k, ids_k = top_k(log_probs, k, self.chunk)  # [n, k] each
+            token = ids_k[:, 0]
             steps.append(rows)
             tokens.append(token)
-            top_ids.append(top.indices)
-            top_values.append(top.values)
+            top_ids.append(ids_k)
+            top_values.append(values_k)
             attention.append(weights)
             step += 1
             keep = (token != eos) & (limits > step)

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.models.interface import GreedyTrace, Memory, Rows, State
+from demo_core.models.topk import top_chunk
 from demo_core.models.transformer_script import compiled
 from demo_core.models.transformer_state import PackedState
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
@@ -216,8 +217,10 @@ class PackedEncoder(nn.Module):
             x = x + f["out"]((weights @ v).transpose(1, 2).reshape(B, S, H * d))
             x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         x = self.final_norm(x)
-        kv = torch.stack([proj(x) for proj in self.cross_kv], dim=1).view(B, -1, S, 2, H, d)  # [B, L, S, 2, H, d]
-        keys, values = kv.permute(3, 0, 1, 4, 2, 5).contiguous()  # each [B, L, H, S, d]
+        kv = torch.stack([proj(x) for proj in self.cross_kv]).view(-1, B, S, 2, H, d)  # [L, B, S, 2, H, d]
+        # each [B, L, H, S, d], stored layer first with the keys transposed, as ``transformer_script.encoder`` does
+        keys = kv[:, :, :, 0].permute(0, 1, 3, 4, 2).contiguous().permute(1, 0, 2, 4, 3)
+        values = kv[:, :, :, 1].permute(0, 1, 3, 2, 4).contiguous().transpose(0, 1)
         memory = TransformerMemory(mask=mask, bias=bias, cross_k=keys, cross_v=values,
                                    self_attention=torch.stack(self_attention, dim=1))  # [B, L_enc, H, S, S]
         if B * S > FOLD_MAX_POSITIONS:
@@ -310,8 +313,9 @@ class PackedDecoder(nn.Module):
         cache = torch.zeros(len(self.layers), B, 2, H, limit, d)  # [L, B, 2, H, capacity, d]
         folded, cross = self._cross(memory, B)
         (embedding, positions, weights), output = self._scripted
+        V = self.output.out_features
         out = compiled("greedy_loop")(first, cache, embedding, positions, weights, folded, *cross, *output, H,
-                                      limit, min(k, self.output.out_features), record, EOS_ID, PAD_ID)
+                                      limit, min(k, V), record, EOS_ID, PAD_ID, top_chunk(V))
         return GreedyTrace(*out)
 
     def _bind(self) -> list[dict[str, Linear]]:

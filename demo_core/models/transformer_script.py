@@ -24,6 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from demo_core.models.topk import top_k
+
 
 def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tensor],
                    n_heads: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -63,8 +65,11 @@ def encoder(
     x, attention = encoder_layers(embedding[src] + positions.narrow(0, 0, S), bias, weights, n_heads)
     x = torch.layer_norm(x, [D], final_w, final_b, 1e-5)
     projected = [F.linear(x, kv[2 * i], kv[2 * i + 1]) for i in range(len(kv) // 2)]
-    both = torch.stack(projected, dim=1).view(B, -1, S, 2, H, d).permute(3, 0, 1, 4, 2, 5).contiguous()
-    keys, values = both[0], both[1]  # each [B, L, H, S, d]
+    both = torch.stack(projected, dim=0).view(-1, B, S, 2, H, d)  # [L, B, S, 2, H, d]
+    # Stored layer first, keys transposed, so that a step's products read each layer's keys [B, H, d, S]
+    # and values [B, H, S, d] as they lie, with no copy: both are [B, L, H, S, d] views.
+    keys = both.select(3, 0).permute(0, 1, 3, 4, 2).contiguous().permute(1, 0, 2, 4, 3)
+    values = both.select(3, 1).permute(0, 1, 3, 2, 4).contiguous().transpose(0, 1)
     self_attention = torch.stack(attention, dim=1)  # [B, L_enc, H, S, S]
     if not fold:
         empty = torch.zeros(0)
@@ -134,10 +139,11 @@ def greedy_loop(
     weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
     cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
     output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
-    limit: int, k: int, record: bool, eos: int, pad: int,
+    limit: int, k: int, record: bool, eos: int, pad: int, chunk: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy decoding of B rows from their first tokens ``first`` [B] for at most ``limit`` steps
-    (``search._decode_each`` with ``decoder_step``; cache [L, B, 2, H, >= limit, d], zeros).
+    (``search._decode_each`` with ``decoder_step``; cache [L, B, 2, H, >= limit, d], zeros). The
+    top ``k`` of each step come from ``models.topk.top_k`` by chunks of ``chunk`` columns (0: plain ``topk``).
 
     Returns, for the T steps run (until every row has written EOS): tokens [T, B] (``pad`` after
     a row's EOS), their log-probs [T, B] (up to each row's EOS; after it, the best token's), the
@@ -154,17 +160,17 @@ def greedy_loop(
     for t in range(limit):
         log_probs, att = decoder_step(prev, t, cache, embedding, positions, weights, folded, cross_bias, cross_keys,
                                       cross_values, output_packed, output_w, output_b, final_w, final_b, n_heads)
-        top = log_probs.topk(k, dim=-1)
-        top_ids.append(top.indices)
-        top_values.append(top.values)
+        values, ids = top_k(log_probs, k, chunk)  # [B, k] each
+        top_ids.append(ids)
+        top_values.append(values)
         attention.append(att if record else att[:, :0])
         if one:
-            prev = top.indices.select(1, 0)
+            prev = ids.select(1, 0)
             tokens.append(prev)
             if int(prev) == eos:
                 break
         else:
-            prev = top.indices.select(1, 0).masked_fill(done, pad)
+            prev = ids.select(1, 0).masked_fill(done, pad)
             tokens.append(prev)
             done = done | (prev == eos)
             if bool(done.all()):

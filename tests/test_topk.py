@@ -9,12 +9,16 @@ compiled by TorchScript as the loops run it and in Python.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from demo_core.models.topk import chunked, top_chunk, top_k
 
-SCRIPTED = torch.jit.script(top_k)
+with warnings.catch_warnings():  # TorchScript's deprecation notice (models.transformer_script.compiled silences it too)
+    warnings.simplefilter("ignore")
+    SCRIPTED = torch.jit.script(top_k)
 
 
 def scores(rows: int, vocabulary: int, seed: int) -> torch.Tensor:

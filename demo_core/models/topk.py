@@ -16,9 +16,9 @@ import torch
 def top_k(x: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``x.topk(k, dim=-1)`` of x [B, V]: values and indices [B, k], the largest first.
 
-    ``chunked`` finds them where that is certain; otherwise (tied scores, NaN, rows of -inf),
-    for fewer than 12 rows (where ``topk`` is as fast: ``bench_topk.py``) and where ``chunk`` is 0 or does not fit,
-    ``topk`` runs on the whole rows, so the result is always the one ``topk`` gives.
+    ``chunked`` finds them where that is certain; otherwise (tied scores, NaN, rows of -inf), for
+    fewer than 12 rows (where ``topk`` is as fast: ``bench_topk.py``) and where ``chunk`` is 0 or
+    does not fit, ``topk`` runs on the whole rows, so the result is always the one ``topk`` gives.
     """
     if x.size(0) >= 12:
         found = chunked(x, k, chunk)

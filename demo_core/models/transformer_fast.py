@@ -256,6 +256,7 @@ class PackedDecoder(nn.Module):
         self.d_head = cfg.d_model // cfg.n_heads
         self.d_model = cfg.d_model
         self.max_positions = cfg.max_positions
+        self.top_chunk = top_chunk(cfg.tgt_vocab)  # ``models.topk``: a batch's top tokens by chunks
         self.layers = nn.ModuleList(PackedDecoderLayer(layer) for layer in model.decoder)
         self.final_norm = copy.deepcopy(model.decoder_norm)
         self.output = nn.Linear(cfg.d_model, cfg.tgt_vocab)  # tied: a copy of the target embedding
@@ -313,9 +314,8 @@ class PackedDecoder(nn.Module):
         cache = torch.zeros(len(self.layers), B, 2, H, limit, d)  # [L, B, 2, H, capacity, d]
         folded, cross = self._cross(memory, B)
         (embedding, positions, weights), output = self._scripted
-        V = self.output.out_features
         out = compiled("greedy_loop")(first, cache, embedding, positions, weights, folded, *cross, *output, H,
-                                      limit, min(k, V), record, EOS_ID, PAD_ID, top_chunk(V))
+                                      limit, min(k, self.output.out_features), record, EOS_ID, PAD_ID, self.top_chunk)
         return GreedyTrace(*out)
 
     def _bind(self) -> list[dict[str, Linear]]:

@@ -178,10 +178,11 @@ class PackedEncoder(nn.Module):
                       *(norm for layer in self.layers for norm in layer.norms), self.final_norm, *self.cross_kv):
             return None
         layers = [t.detach() for layer in self.layers for t in (
-            layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight, layer.qkv.bias, layer.out.weight, layer.out.bias,
-            layer.norms[1].weight, layer.norms[1].bias, layer.up.weight, layer.up.bias, layer.down.weight, layer.down.bias)]
+            layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight.t(), layer.qkv.bias, layer.out.weight.t(),
+            layer.out.bias, layer.norms[1].weight, layer.norms[1].bias, layer.up.weight.t(), layer.up.bias,
+            layer.down.weight.t(), layer.down.bias)]  # Linear weights as the transposed views ``addmm`` reads
         return [layers, self.final_norm.weight.detach(), self.final_norm.bias.detach(),
-                [t.detach() for proj in self.cross_kv for t in (proj.weight, proj.bias)]]
+                [t.detach() for proj in self.cross_kv for t in (proj.weight.t(), proj.bias)]]
 
     def _bind(self) -> list[dict[str, Linear]]:
         """Every layer's projections and norms as direct calls (``_direct``)."""
@@ -278,16 +279,17 @@ class PackedDecoder(nn.Module):
             return None
         out, packed = self.output, getattr(self.output, "_packed_params", None)
         if type(out) is nn.Linear:
-            output: tuple[list[Any], torch.Tensor, torch.Tensor] = ([], out.weight.detach(), out.bias.detach())
+            output: tuple[list[Any], torch.Tensor, torch.Tensor] = ([], out.weight.detach().t(), out.bias.detach())
         elif packed is not None and packed.dtype == torch.float16:
             output = ([packed._packed_params], torch.zeros(0), torch.zeros(0))
         else:
             return None
         weights = [t.detach() for layer in self.layers for t in (
-            layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight, layer.qkv.bias, layer.self_out.weight,
+            layer.norms[0].weight, layer.norms[0].bias, layer.qkv.weight.t(), layer.qkv.bias, layer.self_out.weight.t(),
             layer.self_out.bias, layer.norms[1].weight, layer.norms[1].bias, layer.norms[2].weight, layer.norms[2].bias,
-            layer.up.weight, layer.up.bias, layer.down.weight, layer.down.bias, layer.cross_query.weight,
-            layer.cross_query.bias, layer.cross_out.weight, layer.cross_out.bias)]  # 18 a layer, decoder_step's order
+            layer.up.weight.t(), layer.up.bias, layer.down.weight.t(), layer.down.bias, layer.cross_query.weight.t(),
+            layer.cross_query.bias, layer.cross_out.weight.t(), layer.cross_out.bias)]  # 18 a layer, decoder_step's order;
+        # Linear weights as the transposed views that ``addmm`` reads (what ``F.linear`` passes it)
         return (self.embedding, self.positions, weights), (*output, self.final_norm.weight.detach(), self.final_norm.bias.detach())
 
     def _cross(self, memory: TransformerMemory, rows: int) -> tuple[bool, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -11,6 +11,14 @@ checks it on the shipped models), with less work between operations:
 * ``greedy_loop``: plain greedy decoding, ``decoder_step`` in the loop of
   ``search._decode_each``, recording what it records (``PackedDecoder.greedy``).
 
+Their products are ``torch.addmm(bias, x, weight_t)``, each Linear's weight passed as its
+transposed view (``PackedEncoder._script_weights``, ``PackedDecoder._script_arguments``): the
+very call ``F.linear`` makes on CPU, without the two operator calls (``linear``, ``t``) it adds
+per product. ``beta`` (always 1.0) is passed in as a value rather than left as the constant 1:
+TorchScript rewrites an ``addmm`` whose beta and alpha are constant ones into ``mm`` and then
+``add`` (its DecomposeOps pass), which rounds differently from ``F.linear`` and costs one more
+pass over the product.
+
 TorchScript is in maintenance in the pinned PyTorch and prints a deprecation notice when it
 compiles, which ``compiled`` silences.
 """
@@ -28,43 +36,50 @@ from demo_core.models.topk import top_k
 
 
 def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tensor],
-                   n_heads: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                   n_heads: int, beta: float = 1.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """x [B, S, D], bias [B, 1, 1, S] -> the last layer's output [B, S, D] and each layer's
     self-attention [B, H, S, S]. Per layer, ``weights`` holds the attention norm, the fused
     query/key/value projection, the output projection, the feed-forward norm and its two layers
-    (weight, bias each)."""
+    (weight, bias each; each Linear's weight as its transposed view, as ``addmm`` takes it).
+
+    The layers run on the B * S rows [B * S, D]: ``F.linear`` of a contiguous [B, S, D] input is
+    ``addmm`` on those rows, and a layer norm normalises each row alone, so this computes
+    exactly what the [B, S, D] operations do with fewer operator calls."""
     B, S, D = x.size(0), x.size(1), x.size(2)
     d = D // n_heads
+    x = x.reshape(B * S, D)
     attention: list[torch.Tensor] = []
     for i in range(len(weights) // 12):  # 12 tensors a layer, in the docstring's order (``PackedEncoder._script_weights``)
         w = weights[i * 12:(i + 1) * 12]
-        qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3]).view(B, S, 3, n_heads, d).permute(2, 0, 3, 1, 4)
+        qkv = torch.addmm(w[3], torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], beta=beta)  # [B * S, 3D]
+        qkv = qkv.view(B, S, 3, n_heads, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, H, S, d]
         att = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
         attention.append(att)
-        x = x + F.linear((att @ v).transpose(1, 2).reshape(B, S, n_heads * d), w[4], w[5])
-        up = F.linear(torch.layer_norm(x, [D], w[6], w[7], 1e-5), w[8], w[9]).relu_()
-        x = x + F.linear(up, w[10], w[11])
-    return x, attention
+        x = x + torch.addmm(w[5], (att @ v).transpose(1, 2).reshape(B * S, D), w[4], beta=beta)
+        up = torch.addmm(w[9], torch.layer_norm(x, [D], w[6], w[7], 1e-5), w[8], beta=beta).relu_()
+        x = x + torch.addmm(w[11], up, w[10], beta=beta)
+    return x.view(B, S, D), attention
 
 
 def encoder(
     src: torch.Tensor, embedding: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tensor],
     n_heads: int, final_w: torch.Tensor, final_b: torch.Tensor, kv: list[torch.Tensor], query_w: torch.Tensor,
-    query_b: torch.Tensor, out_w: torch.Tensor, out_b: torch.Tensor, fold: bool,
+    query_b: torch.Tensor, out_w: torch.Tensor, out_b: torch.Tensor, fold: bool, beta: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``PackedEncoder.encode`` from the ids src [B, S] (``embedding`` pre-scaled) to the memory's
     tensors: cross-attention keys and values [B, L, H, S, d], self-attention [B, L_enc, H, S, S],
     and, when ``fold``, the folded products (scores [B, L, D, H*S], their bias [B, L, 1, H*S],
     values [B, L, H*S, D]; empty tensors otherwise). ``kv``: each decoder layer's fused
-    key/value projection (weight, bias); ``query_*`` / ``out_*``: the cross-attention's query
+    key/value projection (transposed weight, bias); ``query_*`` / ``out_*``: the cross-attention's query
     and output projections split by head (``PackedEncoder``'s buffers)."""
     B, S = src.size(0), src.size(1)
     D = embedding.size(1)
     H, d = n_heads, D // n_heads
-    x, attention = encoder_layers(embedding[src] + positions.narrow(0, 0, S), bias, weights, n_heads)
-    x = torch.layer_norm(x, [D], final_w, final_b, 1e-5)
-    projected = [F.linear(x, kv[2 * i], kv[2 * i + 1]) for i in range(len(kv) // 2)]
+    embedded = embedding.index_select(0, src.reshape(-1)).view(B, S, D)  # what embedding[src] gathers
+    x, attention = encoder_layers(embedded + positions.narrow(0, 0, S), bias, weights, n_heads, beta)
+    x = torch.layer_norm(x, [D], final_w, final_b, 1e-5).view(B * S, D)
+    projected = [torch.addmm(kv[2 * i + 1], x, kv[2 * i], beta=beta) for i in range(len(kv) // 2)]  # each [B * S, 2D]
     both = torch.stack(projected, dim=0).view(-1, B, S, 2, H, d)  # [L, B, S, 2, H, d]
     # Stored layer first, keys transposed, so that a step's products read each layer's keys [B, H, d, S]
     # and values [B, H, S, d] as they lie, with no copy: both are [B, L, H, S, d] views.
@@ -85,6 +100,7 @@ def decoder_step(
     weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
     cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
     output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
+    beta: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of ``PackedDecoder``: prev [B] at position t -> log_probs [B, V] and the
     cross-attention [B, L, H, S]; writes position t of the cache [L, B, 2, H, capacity, d].
@@ -95,42 +111,56 @@ def decoder_step(
     for the fp32 one (``output_w``, ``output_b``). Per layer, ``weights`` holds the self-attention
     norm, fused query/key/value and output projections, the cross-attention norm, the
     feed-forward norm and two layers, then the cross-attention's query and output projections
-    (weight, bias each).
+    (weight, bias each; a Linear's weight as its transposed view, and ``output_w`` too).
     """
+    S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
+    return layers_step(prev, t, cache.unbind(0), embedding, positions, weights, folded, cross_bias.unbind(1),
+                       cross_keys.unbind(1), cross_values.unbind(1), S, output_packed, output_w, output_b, final_w,
+                       final_b, n_heads, beta)
+
+
+def layers_step(
+    prev: torch.Tensor, t: int, caches: list[torch.Tensor], embedding: torch.Tensor, positions: torch.Tensor,
+    weights: list[torch.Tensor], folded: bool, biases: list[torch.Tensor], keys: list[torch.Tensor],
+    values: list[torch.Tensor], S: int, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
+    output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decoder_step`` with the cache and the memory's three tensors already split by layer
+    (each cache [B, 2, H, capacity, d]; S source positions), so that ``greedy_loop`` splits them
+    once, not at every step."""
     B = prev.size(0)
     D = embedding.size(1)
     d = D // n_heads
-    S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
-    x = embedding[prev] + positions.select(0, t)  # [B, D]
-    biases, keys, values = cross_bias.unbind(1), cross_keys.unbind(1), cross_values.unbind(1)  # per layer
+    x = embedding.index_select(0, prev) + positions.select(0, t)  # [B, D]
     attention: list[torch.Tensor] = []
     for i in range(len(weights) // 18):  # 18 tensors a layer, in the docstring's order (``PackedDecoder._script_arguments``)
         w = weights[i * 18:(i + 1) * 18]
-        qkv = F.linear(torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], w[3])  # [B, 3D]
-        layer = cache.select(0, i)  # [B, 2, H, capacity, d]
+        qkv = torch.addmm(w[3], torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], beta=beta)  # [B, 3D]
+        layer = caches[i]  # [B, 2, H, capacity, d]
         layer.select(3, t).copy_(qkv.narrow(1, D, 2 * D).view(B, 2, n_heads, d))  # this position's keys and values
         live = layer.narrow(3, 0, t + 1)  # [B, 2, H, t+1, d]
         context = F.scaled_dot_product_attention(qkv.narrow(1, 0, D).view(B, n_heads, 1, d), live.select(1, 0),
                                                  live.select(1, 1))
-        x = x + F.linear(context.view(B, D), w[4], w[5])
+        x = x + torch.addmm(w[5], context.view(B, D), w[4], beta=beta)
         h = torch.layer_norm(x, [D], w[6], w[7], 1e-5)
         if folded:
             scores = torch.baddbmm(biases[i], h.view(B, 1, D), keys[i])  # [B, 1, H*S]
             att = torch.softmax(scores.view(B, n_heads, S), dim=-1)  # [B, H, S]
             x = torch.baddbmm(x.view(B, 1, D), att.view(B, 1, n_heads * S), values[i]).view(B, D)
         else:
-            q = F.linear(h, w[14], w[15]).view(B, n_heads, 1, d) * d**-0.5
+            q = torch.addmm(w[15], h, w[14], beta=beta).view(B, n_heads, 1, d) * d**-0.5
             att4 = torch.softmax(q @ keys[i].transpose(-2, -1) + biases[i].unsqueeze(1), dim=-1)  # [B, H, 1, S]
-            x = x + F.linear((att4 @ values[i]).view(B, D), w[16], w[17])
+            x = x + torch.addmm(w[17], (att4 @ values[i]).view(B, D), w[16], beta=beta)
             att = att4.view(B, n_heads, S)
         attention.append(att)
-        up = F.linear(torch.layer_norm(x, [D], w[8], w[9], 1e-5), w[10], w[11]).relu_()
-        x = x + F.linear(up, w[12], w[13])
+        up = torch.addmm(w[11], torch.layer_norm(x, [D], w[8], w[9], 1e-5), w[10], beta=beta).relu_()
+        x = x + torch.addmm(w[13], up, w[12], beta=beta)
     normed = torch.layer_norm(x, [D], final_w, final_b, 1e-5)
     if len(output_packed) > 0:
         logits = torch.ops.quantized.linear_dynamic_fp16(normed, output_packed[0])
     else:
-        logits = F.linear(normed, output_w, output_b)
+        logits = torch.addmm(output_b, normed, output_w, beta=beta)
     return F.log_softmax(logits, dim=-1), torch.stack(attention, dim=1)
 
 
@@ -139,7 +169,7 @@ def greedy_loop(
     weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
     cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
     output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
-    limit: int, k: int, record: bool, eos: int, pad: int, chunk: int = 0,
+    limit: int, k: int, record: bool, eos: int, pad: int, chunk: int = 0, beta: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy decoding of B rows from their first tokens ``first`` [B] for at most ``limit`` steps
     (``search._decode_each`` with ``decoder_step``; cache [L, B, 2, H, >= limit, d], zeros). The
@@ -157,9 +187,12 @@ def greedy_loop(
     one = first.size(0) == 1  # one row: it stops at its EOS, nothing to mask or gather
     done = torch.zeros(first.size(0), dtype=torch.bool)
     prev = first
+    caches = cache.unbind(0)  # split by layer once, for every step
+    layer_bias, layer_keys, layer_values = cross_bias.unbind(1), cross_keys.unbind(1), cross_values.unbind(1)
+    S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
     for t in range(limit):
-        log_probs, att = decoder_step(prev, t, cache, embedding, positions, weights, folded, cross_bias, cross_keys,
-                                      cross_values, output_packed, output_w, output_b, final_w, final_b, n_heads)
+        log_probs, att = layers_step(prev, t, caches, embedding, positions, weights, folded, layer_bias, layer_keys,
+                                     layer_values, S, output_packed, output_w, output_b, final_w, final_b, n_heads, beta)
         values, ids = top_k(log_probs, k, chunk)  # [B, k] each
         top_ids.append(ids)
         top_values.append(values)

@@ -8,6 +8,12 @@ with ``scripted_greedy`` set to None the same modules run from Python. Both give
 (``tests/test_rnn_script.py``). This times ``Translator.run`` with beam search on the sentence of
 ``bench_app.py`` both ways, one thread, alternating call by call (ABAB, then BABA) so the
 machine's drift falls on both alike, and prints the medians and how many pairs the script won.
+
+``--gru`` compares instead the served decoder GRU (``models.gru_step.StepGRU``: its two products
+packed fp16 like the other large Linear layers) with ``nn.GRU`` kept as it is (fp32 products
+inside ``aten::gru``), both with the TorchScript step, on beam search and on a batched greedy
+decode of the card's examples (``batcher.run_together``, as the server decodes requests that
+arrive together), and prints how far apart their log-probabilities are.
 """
 
 from __future__ import annotations
@@ -52,13 +58,57 @@ def paired(model_id: str, pairs: int, beam: int) -> tuple[float, float, int]:
     return 1000 * statistics.median(times[True]), 1000 * statistics.median(times[False]), won
 
 
+def compare_gru(model_id: str, pairs: int, beam: int) -> None:
+    """Beam search and a batched greedy decode with the served StepGRU and with nn.GRU, paired."""
+    from unittest import mock
+
+    from demo_core.checkpoint import DEFAULT_ROOT
+    from demo_core.models import rnn
+    from demo_core.pipeline import Translator
+    from demo_core.serving.batcher import run_together
+
+    served = Translator.from_dir(DEFAULT_ROOT / model_id, weights="fp16")
+    with mock.patch.object(rnn, "StepGRU", lambda gru: gru):  # prepared as before: nn.GRU left in place
+        stock = Translator.from_dir(DEFAULT_ROOT / model_id, weights="fp16")
+    if not isinstance(served.model.decoder, rnn.StepGRU):
+        raise SystemExit(f"{model_id} is not a served RNN")
+    texts = served.card.examples * 2
+    ids = [served.source_ids(text) for text in texts]
+    beam_cfg, greedy = DecodeConfig(strategy="beam", beam_size=beam), [DecodeConfig(strategy="greedy")] * len(texts)
+    cases = {f"beam {beam}": lambda t: t.run(SENTENCE, beam_cfg),
+             f"greedy, {len(texts)} together": lambda t: run_together(t, texts, greedy, ids)}
+    for name, case in cases.items():
+        for translator in (served, stock):
+            case(translator), case(translator)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for i in range(pairs):
+            for new in ((True, False) if i % 2 == 0 else (False, True)):
+                start = time.perf_counter()
+                case(served if new else stock)
+                times[new].append(time.perf_counter() - start)
+        won = sum(a < b for a, b in zip(times[True], times[False], strict=True))
+        print(f"{model_id}, {name}: StepGRU {1000 * statistics.median(times[True]):.1f} ms, nn.GRU "
+              f"{1000 * statistics.median(times[False]):.1f} ms (medians of {pairs}); StepGRU faster in {won} of {pairs} pairs",
+              flush=True)
+    a, b = run_together(served, texts, greedy, ids), run_together(stock, texts, greedy, ids)
+    same = sum(x.hypotheses[0].ids == y.hypotheses[0].ids for x, y in zip(a, b, strict=True))
+    gap = max(abs(p - q) for x, y in zip(a, b, strict=True) if x.hypotheses[0].ids == y.hypotheses[0].ids
+              for p, q in zip(x.hypotheses[0].token_logprobs, y.hypotheses[0].token_logprobs, strict=True))
+    print(f"{model_id}: the same greedy tokens for {same} of {len(texts)} texts; log-probs at most {gap:.1e} apart", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["de-en-rnn-bahdanau", "de-en-rnn-luong"])
     parser.add_argument("--pairs", type=int, default=80)
     parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--gru", action="store_true", help="StepGRU against nn.GRU instead of the script against Python")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.gru:
+        for model_id in args.models:
+            compare_gru(model_id, args.pairs, args.beam)
+        return
     for model_id in args.models:
         script_ms, python_ms, won = paired(model_id, args.pairs, args.beam)
         print(f"{model_id}, beam {args.beam}: TorchScript step {script_ms:.1f} ms, Python step {python_ms:.1f} ms "

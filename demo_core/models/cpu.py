@@ -33,8 +33,9 @@ MIN_PACKED_WEIGHTS = 100_000  # a Linear layer with fewer weights stays fp32
 def quantize_for_cpu(model: nn.Module, weights: str = "fp16", min_packed: int = MIN_PACKED_WEIGHTS) -> nn.Module:
     """An inference-only copy of ``model`` in its fast CPU form (``fp32`` returns ``model`` itself).
 
-    The copy cannot be trained or saved; embeddings, norms, recurrent layers and the recorded
-    attention stay fp32.
+    The copy cannot be trained or saved; embeddings, norms, the RNN encoders' recurrent layers and
+    the recorded attention stay fp32 (an RNN decoder's GRU becomes two Linear layers:
+    ``models.gru_step``).
     """
     if weights not in CPU_WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(CPU_WEIGHTS)}, got {weights!r}")

@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from demo_core.models.attention import build_attention
 from demo_core.models.cpu import pack_linears, tied_projection
+from demo_core.models.gru_step import StepGRU
 from demo_core.models.interface import GreedyTrace, Memory, State
 from demo_core.models.rnn_script import scripted
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
@@ -158,8 +159,10 @@ class RNNSeq2Seq(nn.Module):
         return self._logits(torch.stack(outs, dim=1))
 
     def prepare_for_cpu(self, weights: str, min_packed: int) -> "RNNSeq2Seq":
-        """Pack the large Linear layers, the tied output projection among them (``models.cpu``)."""
+        """Pack the large Linear layers, the tied output projection and the decoder GRU's products
+        among them (``models.cpu``, ``models.gru_step``)."""
         self.output_projection = tied_projection(self.tgt_embed, self.output_bias)
+        self.decoder = StepGRU(self.decoder)  # one step a call, as decoding calls it: its products as Linear layers
         model = pack_linears(self, weights, min_packed)
         model.__dict__["scripted_greedy"] = scripted(model)  # an attribute, not a submodule: no second copy in state_dict
         return model

@@ -150,8 +150,10 @@ class Translator:
                         or not 0 <= i < self.tgt_tok.vocab_size), None)
             if bad is not None:
                 raise InputError(f"prefix token {bad!r} is not a target token id (0 to {self.tgt_tok.vocab_size - 1})")
-        if len(prefix_ids) >= cfg.output_limit(len(ids)):
-            raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit")
+        limit = cfg.output_limit(len(ids))
+        if len(prefix_ids) > limit or (len(prefix_ids) == limit and prefix_ids[-1] != EOS_ID):  # </s> may fill it
+            raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit "
+                             f"({limit} tokens), or as long and end with </s>")
         with torch.inference_mode():
             src = torch.tensor([ids])
             memory = self.model.encode(src)  # encoded once: the decoders and the self-attention view share it

@@ -256,6 +256,22 @@ def test_branch_with_the_models_own_token_reproduces_the_output(registry, tiny, 
                 assert [op.tag for op in b.diff] == ["equal"] and not any(b.changed)
 
 
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_an_output_ending_at_the_limit_branches_at_its_eos(registry, strategy):
+    """An output whose </s> sits at the last allowed step can be branched there with that </s>:
+    the forced prefix is then the whole output and re-decodes it; any other token there is refused."""
+    translator = registry.get("de-en-rnn-bahdanau")
+    whole = translator.run(GERMAN, DecodeConfig(strategy=strategy, seed=7))
+    n = len(whole.best.ids)
+    assert whole.best.finished and whole.best.ids[-1] == EOS_ID
+    result = translator.run(GERMAN, replace(whole.config, max_len=n))  # the same output, </s> at the limit
+    assert result.best.ids == whole.best.ids
+    b = branch(translator, GERMAN, result.config, result, 0, n, EOS_ID)
+    assert b.same and b.forced == n and b.prefix == result.best.ids
+    with pytest.raises(InputError, match=f"so at most {n - 1} can be forced \\({n} ending with </s>\\)"):
+        branch(translator, GERMAN, result.config, result, 0, n, 261)
+
+
 def test_branch_with_a_word_forces_it_and_diffs_the_outputs(registry):
     """A typed word is forced at step t after the first t-1 tokens; the diff rebuilds the new output."""
     translator = registry.get("de-en-transformer")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from demo_core.decoding.config import DecodeConfig
 from demo_core.pipeline import DecodeResult, InputError, Translator
 from demo_core.serving.lab import check_index, check_step
-from demo_core.text.tokenizer import BOS_ID, PAD_ID, UNK_ID, normalize_text
+from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, normalize_text
 
 SPECIAL = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>"}  # never forced (EOS may be: it ends the output)
 
@@ -74,11 +74,15 @@ def word_ids(translator: Translator, word: str, what: str = "the word to branch 
     return translator.tgt_tok.encode(word)
 
 
-def _check_limit(translator: Translator, text: str, cfg: DecodeConfig, n: int, what: str) -> None:
+def _check_limit(translator: Translator, text: str, cfg: DecodeConfig, ids: list[int], what: str) -> None:
+    """InputError when forcing ``ids`` leaves no room within the output limit: a prefix may fill
+    the limit only when it ends with </s> (then it is the whole output, as a decode that wrote
+    </s> at its last allowed step made it); otherwise the model must still write a token."""
     limit = cfg.output_limit(len(translator.source_ids(text)))
-    if n >= limit:
+    n = len(ids)
+    if n > limit or (n == limit and ids[-1] != EOS_ID):
         raise InputError(f"{what} is {n} tokens long, too long for the length limit: the output of this input may have "
-                         f"at most {limit} tokens, so at most {limit - 1} can be forced")
+                         f"at most {limit} tokens, so at most {limit - 1} can be forced ({limit} ending with </s>)")
 
 
 def prefix_ids(translator: Translator, prefix: str | None, cfg: DecodeConfig, text: str) -> list[int]:
@@ -88,7 +92,7 @@ def prefix_ids(translator: Translator, prefix: str | None, cfg: DecodeConfig, te
     if not isinstance(prefix, str):
         raise InputError("prefix must be a string of target text")
     ids = word_ids(translator, prefix, "the prefix")
-    _check_limit(translator, text, cfg, len(ids), "the prefix")
+    _check_limit(translator, text, cfg, ids, "the prefix")
     return ids
 
 
@@ -136,7 +140,7 @@ def branch(translator: Translator, text: str, cfg: DecodeConfig, result: DecodeR
     original = result.hypotheses[index]
     check_step(step, len(original.ids), f"hypothesis {index}")
     forced = list(original.ids[: step - 1]) + _forced_tokens(translator, token_or_word)
-    _check_limit(translator, text, cfg, len(forced), "the forced prefix")
+    _check_limit(translator, text, cfg, forced, "the forced prefix")
     if cfg.strategy == "sample" and cfg.seed is None and result.config.strategy == "sample":
         cfg = replace(cfg, seed=result.config.seed)  # a blank seed continues the original's draws
     new = translator.run(text, cfg, prefix=forced)

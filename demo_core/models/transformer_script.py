@@ -7,7 +7,8 @@ order inside TorchScript's interpreter, so they compute exactly what the Python 
 checks it on the shipped models), with less work between operations:
 
 * ``encoder_layers``: the encoder layers of ``PackedEncoder.encode``, and ``encoder``: all of it;
-* ``decoder_step``: ``PackedDecoder``'s step, embedding to log-probabilities;
+* ``decoder_step``: ``PackedDecoder``'s step, embedding to log-probabilities (``layers_step``
+  with the cache and the memory split by layer, which ``greedy_loop`` does once per decode);
 * ``greedy_loop``: plain greedy decoding, ``decoder_step`` in the loop of
   ``search._decode_each``, recording what it records (``PackedDecoder.greedy``).
 

@@ -93,6 +93,13 @@ class DecodeResult:
         }
 
 
+def prefix_fits(prefix_ids: list[int], limit: int) -> bool:
+    """Whether forcing ``prefix_ids`` leaves the output within ``limit`` tokens: shorter than the
+    limit, or exactly as long when it ends with </s> (then it is the whole output, as a decode
+    that wrote </s> at its last allowed step made it)."""
+    return len(prefix_ids) < limit or (len(prefix_ids) == limit and prefix_ids[-1] == EOS_ID)
+
+
 class Translator:
     """A loaded model with its tokenizers and card."""
 
@@ -151,7 +158,7 @@ class Translator:
             if bad is not None:
                 raise InputError(f"prefix token {bad!r} is not a target token id (0 to {self.tgt_tok.vocab_size - 1})")
         limit = cfg.output_limit(len(ids))
-        if len(prefix_ids) > limit or (len(prefix_ids) == limit and prefix_ids[-1] != EOS_ID):  # </s> may fill it
+        if not prefix_fits(prefix_ids, limit):
             raise InputError(f"prefix is {len(prefix_ids)} tokens long; it must be shorter than the output limit "
                              f"({limit} tokens), or as long and end with </s>")
         with torch.inference_mode():

@@ -79,3 +79,9 @@ def test_served_rnns_decode_as_the_module_path_with_packed_gru_products(model_id
                 for a, b in zip(ours, reference, strict=True):
                     assert max((abs(p - q) for p, q in zip(a.token_logprobs, b.token_logprobs, strict=True)), default=0) < 1e-4
                     torch.testing.assert_close(a.attention, b.attention, atol=1e-4, rtol=0)
+
+
+def test_a_sequence_of_more_than_one_step_is_refused() -> None:
+    step = torch.jit.script(StepGRU(gru(1)))
+    with pytest.raises(Exception, match="one step at a time, got a sequence of 2"):
+        step(torch.randn(1, 2, 6), torch.zeros(1, 1, 5))

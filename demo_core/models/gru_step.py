@@ -43,8 +43,10 @@ class StepGRU(nn.Module):
     def forward(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, 1, I], hidden [L, B, H] -> (the last layer's output [B, 1, H], the new hidden [L, B, H]):
         what ``nn.GRU`` returns for a sequence of one step."""
+        if x.size(1) != 1:
+            raise ValueError(f"StepGRU takes one step at a time, got a sequence of {x.size(1)}")
         H = self.hidden_size
-        inputs = x.squeeze(1)  # [B, I]
+        inputs = x.select(1, 0)  # [B, I]
         states: list[torch.Tensor] = []
         for layer, (input_to_hidden, hidden_to_hidden) in enumerate(zip(self.input_to_hidden, self.hidden_to_hidden)):
             h = hidden[layer]  # [B, H]

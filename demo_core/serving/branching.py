@@ -17,9 +17,9 @@ import difflib
 from dataclasses import dataclass, replace
 
 from demo_core.decoding.config import DecodeConfig
-from demo_core.pipeline import DecodeResult, InputError, Translator
+from demo_core.pipeline import DecodeResult, InputError, Translator, prefix_fits
 from demo_core.serving.lab import check_index, check_step
-from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, normalize_text
+from demo_core.text.tokenizer import BOS_ID, PAD_ID, UNK_ID, normalize_text
 
 SPECIAL = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>"}  # never forced (EOS may be: it ends the output)
 
@@ -75,14 +75,11 @@ def word_ids(translator: Translator, word: str, what: str = "the word to branch 
 
 
 def _check_limit(translator: Translator, text: str, cfg: DecodeConfig, ids: list[int], what: str) -> None:
-    """InputError when forcing ``ids`` leaves no room within the output limit: a prefix may fill
-    the limit only when it ends with </s> (then it is the whole output, as a decode that wrote
-    </s> at its last allowed step made it); otherwise the model must still write a token."""
+    """InputError, saying how many tokens may be forced, when ``ids`` do not fit the output limit (``prefix_fits``)."""
     limit = cfg.output_limit(len(translator.source_ids(text)))
-    n = len(ids)
-    if n > limit or (n == limit and ids[-1] != EOS_ID):
-        raise InputError(f"{what} is {n} tokens long, too long for the length limit: the output of this input may have "
-                         f"at most {limit} tokens, so at most {limit - 1} can be forced ({limit} ending with </s>)")
+    if not prefix_fits(ids, limit):
+        raise InputError(f"{what} is {len(ids)} tokens long, too long for the length limit: the output of this input may "
+                         f"have at most {limit} tokens, so at most {limit - 1} can be forced ({limit} ending with </s>)")
 
 
 def prefix_ids(translator: Translator, prefix: str | None, cfg: DecodeConfig, text: str) -> list[int]:

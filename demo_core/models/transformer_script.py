@@ -114,25 +114,24 @@ def decoder_step(
     feed-forward norm and two layers, then the cross-attention's query and output projections
     (weight, bias each; a Linear's weight as its transposed view, and ``output_w`` too).
     """
-    S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
     return layers_step(prev, t, cache.unbind(0), embedding, positions, weights, folded, cross_bias.unbind(1),
-                       cross_keys.unbind(1), cross_values.unbind(1), S, output_packed, output_w, output_b, final_w,
+                       cross_keys.unbind(1), cross_values.unbind(1), output_packed, output_w, output_b, final_w,
                        final_b, n_heads, beta)
 
 
 def layers_step(
     prev: torch.Tensor, t: int, caches: list[torch.Tensor], embedding: torch.Tensor, positions: torch.Tensor,
     weights: list[torch.Tensor], folded: bool, biases: list[torch.Tensor], keys: list[torch.Tensor],
-    values: list[torch.Tensor], S: int, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
+    values: list[torch.Tensor], output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
     output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
     beta: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``decoder_step`` with the cache and the memory's three tensors already split by layer
-    (each cache [B, 2, H, capacity, d]; S source positions), so that ``greedy_loop`` splits them
-    once, not at every step."""
+    (each cache [B, 2, H, capacity, d]), so that ``greedy_loop`` splits them once, not at every step."""
     B = prev.size(0)
     D = embedding.size(1)
     d = D // n_heads
+    S = keys[0].size(2) // n_heads if folded else keys[0].size(2)  # folded keys [B, D, H*S], plain [B, H, S, d]
     x = embedding.index_select(0, prev) + positions.select(0, t)  # [B, D]
     attention: list[torch.Tensor] = []
     for i in range(len(weights) // 18):  # 18 tensors a layer, in the docstring's order (``PackedDecoder._script_arguments``)
@@ -190,10 +189,9 @@ def greedy_loop(
     prev = first
     caches = cache.unbind(0)  # split by layer once, for every step
     layer_bias, layer_keys, layer_values = cross_bias.unbind(1), cross_keys.unbind(1), cross_values.unbind(1)
-    S = cross_keys.size(3) // n_heads if folded else cross_keys.size(3)
     for t in range(limit):
         log_probs, att = layers_step(prev, t, caches, embedding, positions, weights, folded, layer_bias, layer_keys,
-                                     layer_values, S, output_packed, output_w, output_b, final_w, final_b, n_heads, beta)
+                                     layer_values, output_packed, output_w, output_b, final_w, final_b, n_heads, beta)
         values, ids = top_k(log_probs, k, chunk)  # [B, k] each
         top_ids.append(ids)
         top_values.append(values)

@@ -212,10 +212,12 @@ class PackedEncoder(nn.Module):
         x = self.embedding[src] + self.positions[:S]  # [B, S, D]
         self_attention = []
         for f in self._direct:
-            q, k, v = f["qkv"](f["norm_attn"](x)).view(B, S, 3, H, d).permute(2, 0, 3, 1, 4)  # each [B, H, S, d]
-            weights = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
+            qkv = f["qkv"](f["norm_attn"](x)).view(B, S, 3, H, d).permute(2, 0, 3, 1, 4).reshape(3, B * H, S, d)
+            q, k, v = qkv.unbind(0)  # each [B * H, S, d]: the layout the products read (transformer_script.encoder_layers)
+            weights = torch.softmax(torch.bmm(q * d**-0.5, k.transpose(1, 2)).view(B, H, S, S) + bias, dim=-1)  # [B, H, S, S]
             self_attention.append(weights)
-            x = x + f["out"]((weights @ v).transpose(1, 2).reshape(B, S, H * d))
+            context = torch.bmm(weights.view(B * H, S, S), v).view(B, H, S, d)
+            x = x + f["out"](context.transpose(1, 2).reshape(B, S, H * d))
             x = x + f["down"](f["up_relu"](f["norm_ff"](x)))
         x = self.final_norm(x)
         kv = torch.stack([proj(x) for proj in self.cross_kv]).view(-1, B, S, 2, H, d)  # [L, B, S, 2, H, d]

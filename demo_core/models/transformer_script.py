@@ -3,7 +3,7 @@
 Called from Python, each of a step's small operations costs a few microseconds of interpreter
 and dispatch work on top of its arithmetic. These functions run the same operations in the same
 order inside TorchScript's interpreter, so they compute exactly what the Python loops of
-``models.transformer_fast`` and ``decoding.search`` compute (``tests/test_transformer_loop.py``
+``models.transformer_fast`` and ``decoding.search`` compute (``tests/test_transformer_script.py``
 checks it on the shipped models), with less work between operations:
 
 * ``encoder_layers``: the encoder layers of ``PackedEncoder.encode``, and ``encoder``: all of it;
@@ -45,7 +45,9 @@ def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tens
 
     The layers run on the B * S rows [B * S, D]: ``F.linear`` of a contiguous [B, S, D] input is
     ``addmm`` on those rows, and a layer norm normalises each row alone, so this computes
-    exactly what the [B, S, D] operations do with fewer operator calls."""
+    exactly what the [B, S, D] operations do with fewer operator calls. The attention's products
+    are ``bmm`` over B * H heads, their queries, keys and values copied into that layout at once
+    (what ``@`` on [B, H, S, d] copies them into one operand at a time, and then calls)."""
     B, S, D = x.size(0), x.size(1), x.size(2)
     d = D // n_heads
     x = x.reshape(B * S, D)
@@ -53,11 +55,12 @@ def encoder_layers(x: torch.Tensor, bias: torch.Tensor, weights: list[torch.Tens
     for i in range(len(weights) // 12):  # 12 tensors a layer, in the docstring's order (``PackedEncoder._script_weights``)
         w = weights[i * 12:(i + 1) * 12]
         qkv = torch.addmm(w[3], torch.layer_norm(x, [D], w[0], w[1], 1e-5), w[2], beta=beta)  # [B * S, 3D]
-        qkv = qkv.view(B, S, 3, n_heads, d).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, H, S, d]
-        att = torch.softmax((q * d**-0.5) @ k.transpose(-2, -1) + bias, dim=-1)  # [B, H, S, S]
+        qkv = qkv.view(B, S, 3, n_heads, d).permute(2, 0, 3, 1, 4).reshape(3, B * n_heads, S, d)  # one copy
+        q, k, v = qkv[0], qkv[1], qkv[2]  # each [B * H, S, d]
+        att = torch.softmax(torch.bmm(q * d**-0.5, k.transpose(1, 2)).view(B, n_heads, S, S) + bias, dim=-1)  # [B, H, S, S]
         attention.append(att)
-        x = x + torch.addmm(w[5], (att @ v).transpose(1, 2).reshape(B * S, D), w[4], beta=beta)
+        context = torch.bmm(att.view(B * n_heads, S, S), v).view(B, n_heads, S, d)
+        x = x + torch.addmm(w[5], context.transpose(1, 2).reshape(B * S, D), w[4], beta=beta)
         up = torch.addmm(w[9], torch.layer_norm(x, [D], w[6], w[7], 1e-5), w[8], beta=beta).relu_()
         x = x + torch.addmm(w[11], up, w[10], beta=beta)
     return x.view(B, S, D), attention

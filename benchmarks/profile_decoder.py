@@ -5,7 +5,8 @@
 Decodes the 15-word sentence of ``bench_app.py`` (``--batch`` copies of it) with the app's
 served form (``quantize_for_cpu``, fp16) on one thread, EOS suppressed so every row writes
 exactly ``--steps`` tokens, as ``compare_engines.py`` does. For each batch size it prints the
-top-level PyTorch operators per step (those that compute and the views), and the operators'
+top-level PyTorch operators per step (those that compute and the views), the least CPU time of
+the decoding loop, the output projection and the encoder, and the operators'
 shares of the profiled CPU time (``torch.profiler``, 5 decodes after 3 warm-ups, encoder
 included). ``docs/SPEED.md`` ("Against other engines") cites it.
 """
@@ -79,10 +80,11 @@ def main() -> None:
         with torch.inference_mode():
             memory = model.encode(rows)
             loop = best_cpu_ms(lambda rows=rows, memory=memory: greedy_search(model, rows, cfg, memory=memory))
+            encode = best_cpu_ms(lambda rows=rows: model.encode(rows))
             normed = torch.randn(batch, model.cfg.d_model)
             output = best_cpu_ms(lambda normed=normed: model.packed_decoder.output(normed), rounds=200)
         print(f"  decoding alone (encoder not included): {loop:.2f} ms of CPU, best of 60, {loop / args.steps:.3f} ms a step; "
-              f"the output projection alone {output:.3f} ms a step")
+              f"the output projection alone {output:.3f} ms a step; the encoder alone {encode:.2f} ms")
         total = sum(e.self_cpu_time_total for e in whole.key_averages())
         for e in sorted(whole.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:8]:
             print(f"  {100 * e.self_cpu_time_total / total:5.1f}%  {e.key}")

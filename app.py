@@ -30,9 +30,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import fastapi
 import gradio as gr
 import torch
+from anyio._backends import _asyncio as anyio_asyncio
+from fastapi import routing as fastapi_routing
 from gradio import data_classes, processing_utils
+from gradio import routes as gradio_routes
 from gradio.state_holder import SessionState
 from gradio_client import utils as client_utils
 
@@ -54,7 +58,9 @@ from demo_core.serving import (
     synthesis,
     views,
 )
+from demo_core.serving.api_routes import match_calls_first
 from demo_core.serving.batcher import MAX_BATCH, SHORT_WORKERS, Batcher
+from demo_core.serving.cancel_scopes import name_tasks_cheaply
 from demo_core.serving.explanations import explanation
 from demo_core.serving.file_walks import skip_walks_without_files
 from demo_core.serving.gc_tuning import gc_threshold, tune_gc
@@ -864,6 +870,9 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 #   under 20 clients (``python benchmarks/server_ab.py``);
 # - matplotlib, which the app does not install, is marked absent once: Gradio imports it twice per event (to set its
 #   backend) and a failed import is not remembered, so each one searched sys.path again (~0.8 ms a call under load).
+# - Gradio's /gradio_api/call/ and /queue/ routes are matched before its other 54 (``demo_core.serving.api_routes``), and
+#   AnyIO's cancel scopes (one per event-stream message) name their task without building its repr
+#   (``demo_core.serving.cancel_scopes``): docs/SPEED.md, "Under load".
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
 ANALYTICS_EVERY = 100
 # How long a thread running Python keeps the GIL while another waits for it (Python's default: 5 ms). The event loop (HTTP,
@@ -904,6 +913,8 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
         os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by app.queue()
         if importlib.util.find_spec("matplotlib") is None:
             sys.modules.setdefault("matplotlib", None)  # None: "import matplotlib" fails at once (ImportError)
+        match_calls_first(gradio_routes, fastapi_routing, gr.__version__, fastapi.__version__)
+        name_tasks_cheaply(anyio_asyncio)
     # api_open=False: Gradio's direct routes (/gradio_api/run/NAME) would skip the queue and its bounds (as on Spaces,
     # where Gradio closes them itself); the plain routes below have bounds of their own.
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY, api_open=False)

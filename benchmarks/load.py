@@ -4,7 +4,8 @@ Run from the repository root: ``python benchmarks/load.py [--clients 20] [--requ
 [--model de-en-rnn-bahdanau] [--max-seconds 600] [--api both|gradio|plain]``. It starts ``python app.py`` on a free port
 (in the environment, for comparison: ``S2S_MAX_BATCH=1`` turns batching off; ``S2S_STOCK_GRADIO=1`` leaves
 Gradio's per-call work as shipped: eager sessions, the monitoring summary after every event, two failed imports per
-event, every reply walked twice for files: see ``app.launch``; ``S2S_SWITCH_INTERVAL=0.005`` runs the server with
+event, every reply walked twice for files, the call routes matched 37th to 45th, a task's repr built per
+event-stream message: see ``app.launch``; ``S2S_SWITCH_INTERVAL=0.005`` runs the server with
 Python's default GIL switch interval instead of 0.5 ms; ``S2S_SHORT_WORKERS=1`` decodes one batch of short requests at a time instead of two;
 ``S2S_GC_THRESHOLD=0`` leaves Python's cycle collector as it is: see ``demo_core.serving.gc_tuning``) and sends raw
 HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's examples, 7-22 source

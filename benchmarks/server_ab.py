@@ -8,6 +8,10 @@ turn (so the machine's drift falls on every variant alike), warms it up, then le
 - ``shipped``: the server as ``app.launch`` starts it;
 - ``no-walks``: without ``demo_core.serving.file_walks`` (Gradio walks every reply for files twice; the wrapper
   reads ``S2S_AB_NO_WALKS=1``, so it combines with others: ``S2S_AB_NO_WALKS=1,S2S_GC_THRESHOLD=0``);
+- ``no-routes``: without ``demo_core.serving.api_routes`` (Gradio's call routes matched in Gradio's order;
+  ``S2S_AB_NO_ROUTES=1``);
+- ``no-cancel``: without ``demo_core.serving.cancel_scopes`` (AnyIO's cancel scopes building task reprs;
+  ``S2S_AB_NO_CANCEL=1``);
 - ``stock-gc``: without ``demo_core.serving.gc_tuning`` (``S2S_GC_THRESHOLD=0``: Python's collector as it is);
 - ``stock-gradio``: ``S2S_STOCK_GRADIO=1`` (none of ``app.launch``'s cuts to Gradio's per-call work);
 - ``NAME=VALUE[,NAME=VALUE]``: the shipped server with these environment variables (e.g. ``S2S_SHORT_WORKERS=1``).
@@ -39,7 +43,8 @@ from benchmarks.load import cpu_s  # noqa: E402
 TEXTS = ["Ich habe heute keine Zeit.", "Das Wetter ist heute sehr schön und wir gehen spazieren.",
          "Wo ist der Bahnhof?", "Ein Mann fährt Fahrrad auf der Straße."]
 MODEL = "de-en-rnn-bahdanau"
-VARIANTS = {"shipped": {}, "no-walks": {"S2S_AB_NO_WALKS": "1"}, "stock-gc": {"S2S_GC_THRESHOLD": "0"},
+VARIANTS = {"shipped": {}, "no-walks": {"S2S_AB_NO_WALKS": "1"}, "no-routes": {"S2S_AB_NO_ROUTES": "1"},
+            "no-cancel": {"S2S_AB_NO_CANCEL": "1"}, "stock-gc": {"S2S_GC_THRESHOLD": "0"},
             "stock-gradio": {"S2S_STOCK_GRADIO": "1"}}
 
 # The server: app.launch with the collector timed; SIGUSR1 starts counting, SIGTERM writes the counts and exits.
@@ -66,6 +71,10 @@ signal.signal(signal.SIGTERM, stop)
 import app
 if os.environ.get("S2S_AB_NO_WALKS") == "1":
     app.skip_walks_without_files = lambda *args, **kwargs: False
+if os.environ.get("S2S_AB_NO_ROUTES") == "1":
+    app.match_calls_first = lambda *args, **kwargs: False
+if os.environ.get("S2S_AB_NO_CANCEL") == "1":
+    app.name_tasks_cheaply = lambda *args, **kwargs: False
 app.launch()
 """
 

@@ -71,6 +71,16 @@ def source_digest(member: Any) -> str | None:
         return None
 
 
+def restore_member(owner: type, name: str, mark: str, wrap: Callable[[Any], Any] = lambda member: member) -> None:
+    """Put back ``owner.name`` as kept under the class attribute ``mark`` by a replacement (``wrap``: how it was
+    stored on the class, e.g. ``staticmethod``), and drop ``mark``; nothing when it was never replaced."""
+    stock = owner.__dict__.get(mark)
+    if stock is None:
+        return
+    setattr(owner, name, wrap(stock))
+    delattr(owner, mark)
+
+
 def mismatch(session_class: type, version: str) -> str | None:
     """Why ``session_class`` of Gradio ``version`` is not the one this patch was written for; None if it is."""
     if version != PINNED_GRADIO:

@@ -134,3 +134,10 @@ def test_restoring_gives_gradios_own_create_app_back(apps) -> None:  # noqa: ANN
         assert not stock.routes[0].path.startswith(api_routes.HOT)
     finally:
         assert api_routes.match_calls_first(routes, fastapi_routing, gr.__version__, fastapi.__version__)
+
+
+def test_a_router_without_a_routes_version_is_left_alone(caplog) -> None:  # noqa: ANN001
+    router = types.SimpleNamespace(routes=[])
+    with caplog.at_level(logging.WARNING, logger="seq2seq_explorer"):
+        assert api_routes.calls_first(router) == 0
+    assert "keeps no routes version" in caplog.text

@@ -1,19 +1,19 @@
 """Gradio's API call routes matched first among its own.
 
-A request's path is matched against the app's routes one by one, in order. Gradio 6.31 puts its
-63 ``/gradio_api/...`` routes in one router, and the ones every API call takes,
-``/gradio_api/call/...`` (the ``POST`` that starts a call and the ``GET`` of its event stream) and
-``/gradio_api/queue/...`` (the page's and ``gradio_client``'s), come 37th to 45th: each call tested
-about 80 patterns twice (FastAPI 0.165 looks a route up once to choose it and once to run it).
-Under 20 clients that matching was about a tenth of the event loop's time (``python
+A request's path is matched against the app's routes one by one, in order. Gradio 6.31 keeps its
+63 ``/gradio_api/...`` routes in one router, after 21 routes of its own page, and the ones every
+API call takes, ``/gradio_api/call/...`` (the ``POST`` that starts a call and the ``GET`` of its
+event stream) and ``/gradio_api/queue/...`` (the page's and ``gradio_client``'s), come 37th to
+45th in it; FastAPI 0.165 looks a request's route up twice (once to choose it, once to run it).
+Under 20 clients that matching was about a tenth of the event loop's samples (``python
 benchmarks/profile_server.py``).
 
 ``match_calls_first`` wraps Gradio's ``App.create_app`` so that in every app it builds, those
 routes come first in that router, in their own order, and the others follow in theirs. No request
-changes hands: before moving, it checks that none of the routes they pass could match any path of
-theirs, nor they any of the passed routes' paths (each path parameter filled in with a sample
-value), and leaves the order alone if one could. Tied to one Gradio and one FastAPI like ``sessions.py``: applied only for the pinned
-versions, and when the router is where it was.
+changes hands: before moving, it checks that none of the routes they pass could match a path of
+theirs, nor they a path of the passed routes (each path parameter filled in with a sample
+value), and leaves the order alone if one could. Tied to one Gradio and one FastAPI like
+``sessions.py``: applied only for the pinned versions, and when the router is where it was.
 
     from fastapi import routing as fastapi_routing
     from gradio import routes
@@ -47,6 +47,9 @@ def calls_first(router: Any) -> int:
     """Move ``router``'s (a FastAPI ``APIRouter``) ``HOT`` routes before its others, each group in its order.
     Returns how many moved; 0 when none would move, or when one of them and a route it passes could match a
     path of the other (then the order is left alone)."""
+    if not isinstance(getattr(router, "_routes_version", None), int):
+        LOG.warning("Gradio's call routes keep their place: the router keeps no routes version")
+        return 0
     routes = list(router.routes)
     hot_ids = {id(route) for route in routes if str(getattr(route, "path", "")).startswith(HOT)}
     hot = [route for route in routes if id(route) in hot_ids]

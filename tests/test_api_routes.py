@@ -32,7 +32,8 @@ def build_app(create_app) -> fastapi.FastAPI:  # noqa: ANN001
 
 
 def stock_create_app():  # noqa: ANN201
-    return routes.App.__dict__.get(api_routes.MARK) or routes.App.create_app
+    kept = routes.App.__dict__.get(api_routes.MARK)
+    return kept["create_app"].__func__ if kept else routes.App.create_app
 
 
 def resolve(route_list: list, method: str, path: str) -> object | None:

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from demo_core.serving.sessions import PINNED_GRADIO, restore_member
+from demo_core.serving.sessions import PINNED_GRADIO, restore_members
 
 LOG = logging.getLogger("seq2seq_explorer")
 PINNED_FASTAPI = "0.165.0"  # requirements.txt
 HOT = ("/gradio_api/call/", "/gradio_api/queue/")  # the routes every API call and page event takes
-MARK = "_s2s_stock_create_app"  # set on gradio.routes.App once wrapped, holding the stock function
+MARK = "_s2s_stock_create_app"  # set on gradio.routes.App once wrapped: {"create_app": the stock staticmethod}
 PARAMETER = re.compile(r"{[^}]*}")
 
 
@@ -115,7 +115,7 @@ def match_calls_first(routes_module: ModuleType, fastapi_routing: ModuleType, gr
             calls_first(router)
         return app
 
-    setattr(cls, MARK, stock)
+    setattr(cls, MARK, {"create_app": cls.__dict__["create_app"]})
     cls.create_app = staticmethod(create_app)
     LOG.info("Gradio's call routes are matched first")
     return True
@@ -123,4 +123,4 @@ def match_calls_first(routes_module: ModuleType, fastapi_routing: ModuleType, gr
 
 def restore_create_app(routes_module: ModuleType) -> None:
     """Undo ``match_calls_first`` for apps built from now on: Gradio's own ``create_app`` again."""
-    restore_member(routes_module.App, "create_app", MARK, staticmethod)
+    restore_members(routes_module.App, MARK)

@@ -24,12 +24,12 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from demo_core.serving.sessions import restore_member, source_digest
+from demo_core.serving.sessions import restore_members, source_digest
 
 LOG = logging.getLogger("seq2seq_explorer")
 PINNED_ANYIO = "4.16.0"  # requirements.txt
 CANCEL_SOURCE = "bfd0f0a712be8930"  # sha256 of ``inspect.getsource(CancelScope.cancel)`` in AnyIO 4.16.0 (16 hex digits)
-MARK = "_s2s_stock_cancel"  # set on the CancelScope class once replaced, holding the stock method
+MARK = "_s2s_stock_cancel"  # set on the CancelScope class once replaced: {"cancel": the stock method}
 
 
 def name_tasks_cheaply(backend: ModuleType) -> bool:
@@ -65,7 +65,7 @@ def name_tasks_cheaply(backend: ModuleType) -> bool:
                 self._deliver_cancellation(self)
 
     cancel.__qualname__ = stock.__qualname__
-    setattr(scope, MARK, stock)
+    setattr(scope, MARK, {"cancel": stock})
     scope.cancel = cancel
     LOG.info("AnyIO's cancel scopes name tasks by name")
     return True
@@ -73,4 +73,4 @@ def name_tasks_cheaply(backend: ModuleType) -> bool:
 
 def restore_cancel(backend: ModuleType) -> None:
     """Undo ``name_tasks_cheaply``: AnyIO's own method again, for comparisons and tests."""
-    restore_member(backend.CancelScope, "cancel", MARK)
+    restore_members(backend.CancelScope, MARK)

@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from demo_core.serving.sessions import PINNED_GRADIO, source_digest
+from demo_core.serving.sessions import PINNED_GRADIO, restore_members, source_digest
 
 LOG = logging.getLogger("seq2seq_explorer")
 # sha256 of the source of the functions wrapped (in gradio.processing_utils) and relied on (gradio_client.utils), as
@@ -126,9 +126,4 @@ def skip_walks_without_files(processing_utils: ModuleType, client_utils: ModuleT
 
 def restore_walks(processing_utils: ModuleType) -> None:
     """Undo ``skip_walks_without_files``: Gradio's own functions again, for comparisons and tests."""
-    stock: dict[str, Callable] | None = getattr(processing_utils, MARK, None)
-    if stock is None:
-        return
-    for name, function in stock.items():
-        setattr(processing_utils, name, function)
-    delattr(processing_utils, MARK)
+    restore_members(processing_utils, MARK)

@@ -47,8 +47,9 @@ import hashlib
 import inspect
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from copy import copy
+from types import ModuleType
 from typing import Any
 
 LOG = logging.getLogger("seq2seq_explorer")
@@ -71,13 +72,14 @@ def source_digest(member: Any) -> str | None:
         return None
 
 
-def restore_member(owner: type, name: str, mark: str, wrap: Callable[[Any], Any] = lambda member: member) -> None:
-    """Put back ``owner.name`` as kept under the class attribute ``mark`` by a replacement (``wrap``: how it was
-    stored on the class, e.g. ``staticmethod``), and drop ``mark``; nothing when it was never replaced."""
-    stock = owner.__dict__.get(mark)
+def restore_members(owner: type | ModuleType, mark: str) -> None:
+    """Undo a replacement of members of ``owner`` (a class or a module) that kept the stock ones under ``mark``
+    as a dict of name to member, as stored on ``owner``; nothing when none was made."""
+    stock: dict[str, Any] | None = vars(owner).get(mark)
     if stock is None:
         return
-    setattr(owner, name, wrap(stock))
+    for name, member in stock.items():
+        setattr(owner, name, member)
     delattr(owner, mark)
 
 
@@ -207,9 +209,4 @@ def make_sessions_lazy(session_class: type, version: str) -> bool:
 def make_sessions_eager(session_class: type) -> None:
     """Undo ``make_sessions_lazy``: stock Gradio again, for comparisons and tests (a session created while the
     patch was on still needs the lazy ``components`` for a complete deep link)."""
-    stock: dict[str, Callable] | None = vars(session_class).get(MARK)
-    if stock is None:
-        return
-    for name, member in stock.items():
-        setattr(session_class, name, member)
-    delattr(session_class, MARK)
+    restore_members(session_class, MARK)

@@ -864,7 +864,8 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 # Gradio's own work per call, cut where it is waste (docs/SPEED.md, "Under load"); S2S_STOCK_GRADIO=1 keeps Gradio's:
 # - a new session (every raw API call is one) computes its blocks' configs only when a deep link asks for them
 #   (``demo_core.serving.sessions``), not all 144 of them at once;
-# - the monitoring summary (a pandas table of the last 10,000 events) is recomputed every 100 events, not every one;
+# - the monitoring summary (a pandas table of the last 1,000 events, not 10,000) is recomputed every 100 events, not
+#   every one;
 # - a reply is walked for files (twice, in Python, a call per number) only when it may hold one
 #   (``demo_core.serving.file_walks``): the text replies never do, the page's audio does; 86.6 -> 107.7 calls/s
 #   under 20 clients (``python benchmarks/server_ab.py``);
@@ -875,6 +876,11 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 #   (``demo_core.serving.cancel_scopes``): docs/SPEED.md, "Under load".
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
 ANALYTICS_EVERY = 100
+# Events Gradio's monitoring summary covers, the oldest dropped first (Gradio's default: 10,000). Every finished event
+# copies the list of kept records and every ANALYTICS_EVERY events rebuild a pandas table of them, so over a long class
+# the cost per event grew with the count: at 10,000 kept, 0.24-0.32 ms of CPU an event and 3.8 MB of records, at 1,000
+# 0.05-0.08 ms and 0.4 MB (two runs of ``python benchmarks/soak.py --monitoring-only``). 1,000 still give percentiles.
+ANALYTICS_KEPT = 1_000
 # How long a thread running Python keeps the GIL while another waits for it (Python's default: 5 ms). The event loop (HTTP,
 # Gradio's queue) lets go of the GIL at every socket call and then waits for it behind the threads running Python (the
 # handlers, the batcher's bookkeeping), up to the whole interval each time: under 20 clients the server used 1.1 of its
@@ -911,6 +917,7 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
         skip_walks_without_files(processing_utils, client_utils, (data_classes.GradioModel, data_classes.GradioRootModel),
                                  gr.__version__)
         os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_EVERY))  # read by app.queue()
+        os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_KEPT))  # ... and this too
         if importlib.util.find_spec("matplotlib") is None:
             sys.modules.setdefault("matplotlib", None)  # None: "import matplotlib" fails at once (ImportError)
         match_calls_first(gradio_routes, fastapi_routing, gr.__version__, fastapi.__version__)

@@ -1,6 +1,7 @@
 """The RNN decoder step in TorchScript (``RNNGreedy.step``) against the same step from Python, paired.
 
     python benchmarks/bench_rnn_step.py [--models de-en-rnn-bahdanau de-en-rnn-luong] [--pairs 80] [--beam 5]
+        [--gru | --attention]
 
 Every strategy but plain greedy (which runs whole in ``RNNGreedy.forward``) calls
 ``RNNSeq2Seq.decode_step`` once a step; a served RNN takes that step in one TorchScript call, and
@@ -13,7 +14,10 @@ machine's drift falls on both alike, and prints the medians and how many pairs t
 packed fp16 like the other large Linear layers) with ``nn.GRU`` kept as it is (fp32 products
 inside ``aten::gru``), both with the TorchScript step, on beam search and on a batched greedy
 decode of the card's examples (``batcher.run_together``, as the server decodes requests that
-arrive together), and prints how far apart their log-probabilities are.
+arrive together) and on one greedy decode, and prints how far apart their log-probabilities are.
+``--attention`` does the same for the served additive attention (``SigmoidAdditiveAttention``: its
+tanh as a sigmoid) against ``AdditiveAttention`` kept as it is; ``--models`` should then name
+additive-attention RNNs (``de-en-rnn-bahdanau`` and the other ``*-bahdanau`` models).
 """
 
 from __future__ import annotations
@@ -58,8 +62,15 @@ def paired(model_id: str, pairs: int, beam: int) -> tuple[float, float, int]:
     return 1000 * statistics.median(times[True]), 1000 * statistics.median(times[False]), won
 
 
-def compare_gru(model_id: str, pairs: int, beam: int) -> None:
-    """Beam search and a batched greedy decode with the served StepGRU and with nn.GRU, paired."""
+CHANGES = {  # a served RNN's preparation, and what the same preparation without it leaves in place
+    "gru": ("StepGRU", "the served decoder GRU (StepGRU)", "nn.GRU"),
+    "attention": ("SigmoidAdditiveAttention", "additive attention with a sigmoid", "with tanh"),
+}
+
+
+def compare_prepared(model_id: str, pairs: int, beam: int, change: str) -> None:
+    """Beam search, a batched greedy decode and one greedy decode with a served RNN, against the same model
+    prepared without ``change`` (a key of CHANGES), paired."""
     from unittest import mock
 
     from demo_core.checkpoint import DEFAULT_ROOT
@@ -67,17 +78,19 @@ def compare_gru(model_id: str, pairs: int, beam: int) -> None:
     from demo_core.pipeline import Translator
     from demo_core.serving.batcher import run_together
 
+    name, served_name, stock_name = CHANGES[change]
     served = Translator.from_dir(DEFAULT_ROOT / model_id, weights="fp16")
-    with mock.patch.object(rnn, "StepGRU", lambda gru: gru):  # prepared as before: nn.GRU left in place
+    with mock.patch.object(rnn, name, lambda module: module):  # prepared as before: the module left in place
         stock = Translator.from_dir(DEFAULT_ROOT / model_id, weights="fp16")
-    if not isinstance(served.model.decoder, rnn.StepGRU):
-        raise SystemExit(f"{model_id} is not a served RNN")
+    if not isinstance(served.model.decoder if change == "gru" else served.model.attention, getattr(rnn, name)):
+        raise SystemExit(f"{model_id} is not a served RNN with {served_name}")
     texts = served.card.examples * 2
     ids = [served.source_ids(text) for text in texts]
     beam_cfg, greedy = DecodeConfig(strategy="beam", beam_size=beam), [DecodeConfig(strategy="greedy")] * len(texts)
     cases = {f"beam {beam}": lambda t: t.run(SENTENCE, beam_cfg),
-             f"greedy, {len(texts)} together": lambda t: run_together(t, texts, greedy, ids)}
-    for name, case in cases.items():
+             f"greedy, {len(texts)} together": lambda t: run_together(t, texts, greedy, ids),
+             "greedy, one": lambda t: t.run(SENTENCE, greedy[0])}
+    for case_name, case in cases.items():
         for translator in (served, stock):
             case(translator), case(translator)
         times: dict[bool, list[float]] = {True: [], False: []}
@@ -87,8 +100,8 @@ def compare_gru(model_id: str, pairs: int, beam: int) -> None:
                 case(served if new else stock)
                 times[new].append(time.perf_counter() - start)
         won = sum(a < b for a, b in zip(times[True], times[False], strict=True))
-        print(f"{model_id}, {name}: StepGRU {1000 * statistics.median(times[True]):.1f} ms, nn.GRU "
-              f"{1000 * statistics.median(times[False]):.1f} ms (medians of {pairs}); StepGRU faster in {won} of {pairs} pairs",
+        print(f"{model_id}, {case_name}: {served_name} {1000 * statistics.median(times[True]):.1f} ms, {stock_name} "
+              f"{1000 * statistics.median(times[False]):.1f} ms (medians of {pairs}); faster in {won} of {pairs} pairs",
               flush=True)
     a, b = run_together(served, texts, greedy, ids), run_together(stock, texts, greedy, ids)
     same = sum(x.hypotheses[0].ids == y.hypotheses[0].ids for x, y in zip(a, b, strict=True))
@@ -103,11 +116,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=80)
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--gru", action="store_true", help="StepGRU against nn.GRU instead of the script against Python")
+    parser.add_argument("--attention", action="store_true",
+                        help="additive attention with a sigmoid against tanh instead of the script against Python")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.gru:
+    for change in [name for name in CHANGES if getattr(args, name)]:
         for model_id in args.models:
-            compare_gru(model_id, args.pairs, args.beam)
+            compare_prepared(model_id, args.pairs, args.beam, change)
+    if args.gru or args.attention:
         return
     for model_id in args.models:
         script_ms, python_ms, won = paired(model_id, args.pairs, args.beam)

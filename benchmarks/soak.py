@@ -1,14 +1,16 @@
 """Memory soak: many API calls of mixed models and strategies, and the server's memory before and after.
 
 Run from the repository root: ``python benchmarks/soak.py [--calls 1000] [--warmup 150] [--clients 2]
-[--api gradio|plain]``.
+[--api gradio|plain] [--monitoring-only]``.
 It starts ``python app.py`` on a free port and sends raw HTTP calls (each one a new Gradio
 session, as a script without ``gradio_client`` makes): ``/generate`` on every text model with
 greedy, beam 5 (n-best 5) and sampling (4 samples), each ``attention`` value now and then,
 ``/compare``, bad input that must be refused, and (with ``--speech``) ``/synthesize``. The warm-up
 loads every model and fills Gradio's per-session store (``--api plain``: the same calls to
 ``POST /gradio_api/v1/NAME``, which make no session); the server's RSS is read after it,
-every 100 calls and at the end. Goal: at most 50 MB of growth from the warm-up to the end.
+every 100 calls and at the end. Goal: at most 50 MB of growth from the warm-up to the end. First, in process, it
+measures what Gradio's monitoring records cost per event with the app's cap on them and with Gradio's default
+(``--monitoring-only``: that alone).
 """
 
 from __future__ import annotations
@@ -69,6 +71,44 @@ def plan(calls: int, models: dict[str, tuple[str, list[str]]], speech: bool, see
     return out
 
 
+def monitoring_cost(kept: int, events: int = 2000) -> tuple[float, float]:
+    """What Gradio's monitoring costs once ``kept`` events are held, in this process: CPU milliseconds per finished
+    event and the records' megabytes. Gradio's queue keeps a record per event (at most ``GRADIO_ANALYTICS_MAX_EVENTS``,
+    the oldest dropped first); each finished event copies the list of records and every ``ANALYTICS_EVERY`` of them
+    (``app.py``) its summary becomes a pandas table of them. Here the app's own queue, filled with records shaped like
+    Gradio's, takes ``events`` more events that way (only that work is timed)."""
+    import tracemalloc
+
+    import app
+
+    app.demo.queue()
+    queue = app.demo._queue
+    queue.ANALYTICS_MAX_EVENTS, queue.ANAYLTICS_CACHE_FREQUENCY = kept, app.ANALYTICS_EVERY
+    queue.event_analytics.clear()
+    functions = ("generate", "explore", "check", "redraw")
+
+    def record(i: int) -> None:  # what Queue.push and process_events store for an event
+        queue.event_analytics[f"{i:032x}"] = {"time": time.time(), "status": "success", "process_time": 0.01 * (i % 7),
+                                              "function": functions[i % 4], "session_hash": f"{i:011x}"}
+        while len(queue.event_analytics) > queue.ANALYTICS_MAX_EVENTS:
+            queue.event_analytics.pop(next(iter(queue.event_analytics)))
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(kept):
+        record(i)
+    megabytes = (tracemalloc.get_traced_memory()[0] - before) / 2**20
+    tracemalloc.stop()
+    start = time.process_time()
+    for i in range(kept, kept + events):
+        record(i)
+        queue.events_recorded += 1
+        queue.compute_analytics_summary(list(queue.event_analytics.values()))
+    per_event_ms = 1000 * (time.process_time() - start) / events
+    queue.event_analytics.clear()
+    return per_event_ms, megabytes
+
+
 def run(api: Api, calls: list[tuple[str, dict]], clients: int) -> tuple[list[float], int, int]:
     """Send ``calls`` from ``clients`` threads: (seconds per call, unexpected errors, expected refusals)."""
     def one(call: tuple[str, dict]) -> tuple[float, bool, bool]:
@@ -93,7 +133,18 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=None, help="write the server's output to this file")
     parser.add_argument("--api", choices=["gradio", "plain"], default="gradio",
                         help="Gradio's API (each raw call a new session) or the plain /gradio_api/v1 routes")
+    parser.add_argument("--monitoring-only", action="store_true",
+                        help="only the in-process measure of Gradio's monitoring records, no server")
     args = parser.parse_args()
+    import app
+
+    for kept in (app.ANALYTICS_KEPT, 10_000):
+        ms, mb = monitoring_cost(kept)
+        print(f"in process, Gradio's monitoring with {kept:,} events kept"
+              f"{' (as served)' if kept == app.ANALYTICS_KEPT else ' (Gradio default)'}: {ms:.2f} ms of CPU per event, "
+              f"{mb:.1f} MB of records", flush=True)
+    if args.monitoring_only:
+        return
     models = models_and_inputs()
     calls = plan(args.warmup + args.calls, models, args.speech)
     counts: dict[str, int] = {}

@@ -206,6 +206,20 @@ def test_the_served_app_runs_with_a_short_gil_switch_interval(client):
     assert sys.getswitchinterval() == pytest.approx(app.switch_interval())
 
 
+@needs_model
+def test_the_served_app_keeps_a_bounded_monitoring_record(client):
+    """Gradio's queue keeps one monitoring record per event; the served app keeps at most ``ANALYTICS_KEPT`` of them,
+    not Gradio's 10,000 (which cost four times the CPU per event: ``benchmarks/soak.py --monitoring-only``), and a
+    call still adds its record."""
+    import app
+
+    queue = app.demo._queue
+    assert queue.ANALYTICS_MAX_EVENTS == app.ANALYTICS_KEPT < 10_000
+    recorded = queue.events_recorded
+    client.predict(input_for(TRANSLATORS[0]), TRANSLATORS[0], api_name="/generate")
+    assert queue.events_recorded == recorded + 1 and len(queue.event_analytics) <= app.ANALYTICS_KEPT
+
+
 @pytest.mark.parametrize(("given", "expected"), [("", 0.0005), ("0.005", 0.005), ("1e-4", 1e-4), ("fast", 0.0005),
                                                  ("0", 0.0005), ("nan", 0.0005), ("-1", 0.0005), ("5", 0.0005)])
 def test_the_switch_interval_setting_falls_back_on_bad_values(monkeypatch, caplog, given, expected):

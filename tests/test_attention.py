@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from demo_core.models.attention import AdditiveAttention, MultiplicativeAttention, build_attention, masked_softmax
+from demo_core.models.attention import AdditiveAttention, MultiplicativeAttention, SigmoidAdditiveAttention, build_attention, masked_softmax
 from demo_core.text.tokenizer import BOS_ID, PAD_ID
 from tests.tiny import tiny_rnn
 
@@ -28,6 +28,45 @@ def test_attention_module_weights_and_context(kind):
     assert torch.allclose(weights.sum(-1), torch.ones(3))
     assert (weights[~mask] == 0).all()
     assert torch.allclose(context, (weights.unsqueeze(-1) * values).sum(1), atol=1e-6)
+
+
+def test_sigmoid_form_gives_the_additive_scores():
+    """The served additive attention (tanh written as a sigmoid, its factors folded into the weights) gives the
+    weights and context of ``AdditiveAttention`` up to rounding, padding still exactly 0, and leaves the module it
+    was made from as it was."""
+    torch.manual_seed(1)
+    module = AdditiveAttention(24, 16, 12)
+    with torch.no_grad():
+        module.v.weight.mul_(20)  # large scores: tanh saturates, sum(v) is far from 0
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    served = SigmoidAdditiveAttention(module)
+    values, query = torch.randn(4, 9, 16), torch.randn(4, 24)
+    mask = torch.arange(9)[None, :] < torch.tensor([[9], [4], [1], [7]])
+    with torch.inference_mode():
+        context, weights = module(query, module.prepare(values), values, mask)
+        served_context, served_weights = served(query, served.prepare(values), values, mask)
+    torch.testing.assert_close(served_weights, weights, atol=2e-6, rtol=0)
+    torch.testing.assert_close(served_context, context, atol=2e-6, rtol=0)
+    assert (served_weights[~mask] == 0).all()
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_served_rnns_take_the_sigmoid_form():
+    """``prepare_for_cpu`` swaps additive attention for its sigmoid form and leaves multiplicative attention alone;
+    the served copy decodes the same tokens as the model it was made from."""
+    from demo_core.decoding import DecodeConfig, greedy_search
+    from demo_core.models.cpu import quantize_for_cpu
+
+    for kind in ("additive", "general"):
+        model = tiny_rnn(kind, seed=3).eval()
+        served = quantize_for_cpu(model, "fp16")
+        assert isinstance(served.attention, SigmoidAdditiveAttention) == (kind == "additive")
+        assert type(model.attention) is (AdditiveAttention if kind == "additive" else MultiplicativeAttention)
+        src = torch.tensor([[BOS_ID + 3, BOS_ID + 5, BOS_ID + 4, BOS_ID + 6]])
+        with torch.inference_mode():
+            a, b = greedy_search(served, src, DecodeConfig(max_len=8)), greedy_search(model, src, DecodeConfig(max_len=8))
+        assert a[0].ids == b[0].ids
+        torch.testing.assert_close(a[0].attention, b[0].attention, atol=1e-4, rtol=0)
 
 
 def test_attention_kinds_are_the_published_ones():

@@ -48,6 +48,44 @@ class AdditiveAttention(nn.Module):
         return context, weights
 
 
+class SigmoidAdditiveAttention(nn.Module):
+    """``AdditiveAttention`` for inference, its tanh written as a sigmoid: tanh(z) = 2 sigmoid(2z) - 1, so
+
+        e = v^T tanh(W_q s + W_k h + b) = (2v)^T sigmoid(2 W_q s + 2 W_k h + 2b) - sum(v).
+
+    The 2s are folded into the projections (doubling a float is exact) and -sum(v) into a bias of
+    v, so a step runs the same operations with a sigmoid, in place, where the tanh was: PyTorch's CPU
+    tanh is a slow, accurate polynomial and a step computes it over all of [B, S, A]. The scores move
+    only by rounding (``tests/test_attention.py``); ``python benchmarks/bench_rnn_step.py
+    --attention`` times decodes both ways. The served RNNs take it in ``RNNSeq2Seq.prepare_for_cpu``."""
+
+    def __init__(self, attention: AdditiveAttention) -> None:
+        super().__init__()
+        self.query_proj = nn.Linear(attention.query_proj.in_features, attention.query_proj.out_features, bias=False)
+        self.key_proj = nn.Linear(attention.key_proj.in_features, attention.key_proj.out_features)
+        self.v = nn.Linear(attention.v.in_features, 1)
+        with torch.no_grad():
+            self.query_proj.weight.copy_(2 * attention.query_proj.weight)
+            self.key_proj.weight.copy_(2 * attention.key_proj.weight)
+            self.key_proj.bias.copy_(2 * attention.key_proj.bias)
+            self.v.weight.copy_(2 * attention.v.weight)
+            self.v.bias.copy_(-attention.v.weight.double().sum().float().view(1))
+
+    def prepare(self, keys: torch.Tensor) -> torch.Tensor:
+        """keys: [B, S, K] -> projected keys, doubled: [B, S, A]."""
+        return self.key_proj(keys)
+
+    def forward(
+        self, query: torch.Tensor, prepared: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``AdditiveAttention.forward``: query [B, Q], prepared [B, S, A], values [B, S, K], mask [B, S] -> context
+        [B, K], weights [B, S]."""
+        scores = self.v((prepared + self.query_proj(query).unsqueeze(1)).sigmoid_()).squeeze(-1)  # [B, S]
+        weights = masked_softmax(scores, mask)
+        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, K]
+        return context, weights
+
+
 class MultiplicativeAttention(nn.Module):
     """Luong et al. (2015): ``dot`` e = s^T h, or ``general`` e = s^T W h."""
 
@@ -83,4 +121,4 @@ def build_attention(kind: str, query_dim: int, key_dim: int, attn_dim: int) -> n
     raise ValueError(f"unknown attention {kind!r}; choose additive, dot or general")
 
 
-__all__ = ["masked_softmax", "AdditiveAttention", "MultiplicativeAttention", "build_attention"]
+__all__ = ["masked_softmax", "AdditiveAttention", "SigmoidAdditiveAttention", "MultiplicativeAttention", "build_attention"]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from demo_core.models.attention import build_attention
+from demo_core.models.attention import AdditiveAttention, SigmoidAdditiveAttention, build_attention
 from demo_core.models.cpu import pack_linears, tied_projection
 from demo_core.models.gru_step import StepGRU
 from demo_core.models.interface import GreedyTrace, Memory, State
@@ -160,9 +160,12 @@ class RNNSeq2Seq(nn.Module):
 
     def prepare_for_cpu(self, weights: str, min_packed: int) -> "RNNSeq2Seq":
         """Pack the large Linear layers, the tied output projection and the decoder GRU's products
-        among them (``models.cpu``, ``models.gru_step``)."""
+        among them (``models.cpu``, ``models.gru_step``); additive attention computes its tanh as a
+        sigmoid (``models.attention.SigmoidAdditiveAttention``)."""
         self.output_projection = tied_projection(self.tgt_embed, self.output_bias)
         self.decoder = StepGRU(self.decoder)  # one step a call, as decoding calls it: its products as Linear layers
+        if isinstance(self.attention, AdditiveAttention):  # its tanh as a sigmoid: cheaper on CPU, same scores
+            self.attention = SigmoidAdditiveAttention(self.attention)
         model = pack_linears(self, weights, min_packed)
         model.__dict__["scripted_greedy"] = scripted(model)  # an attribute, not a submodule: no second copy in state_dict
         return model

@@ -120,10 +120,11 @@ def main() -> None:
                         help="additive attention with a sigmoid against tanh instead of the script against Python")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    for change in [name for name in CHANGES if getattr(args, name)]:
+    changes = [name for name in CHANGES if getattr(args, name)]
+    for change in changes:
         for model_id in args.models:
             compare_prepared(model_id, args.pairs, args.beam, change)
-    if args.gru or args.attention:
+    if changes:
         return
     for model_id in args.models:
         script_ms, python_ms, won = paired(model_id, args.pairs, args.beam)

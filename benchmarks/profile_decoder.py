@@ -65,7 +65,7 @@ def low_cpu_ms(runs: list[Callable[[], object]], rounds: int = 150) -> list[floa
     return [1000 * sorted(kept)[rounds // 10] for kept in times]
 
 
-def ct2_runs(steps: int, src: torch.Tensor, model: torch.nn.Module) -> Callable[[int, int], None] | None:
+def ct2_runs(src: torch.Tensor, model: torch.nn.Module) -> Callable[[int, int], None] | None:
     """A function decoding ``batch`` copies of ``src`` with CTranslate2 fp32 (``compare_engines.py``'s model of
     ``model``'s dimensions, one thread), forced to ``n`` tokens: ``run(batch, n)``; None when it is not installed."""
     try:
@@ -104,7 +104,7 @@ def main() -> None:
     translator, _, model = load_ours("fp16", REPO / "checkpoints" / args.model)
     src = torch.tensor([translator.source_ids(SENTENCE)])
     cfg = DecodeConfig(max_len=args.steps)
-    ct2 = ct2_runs(args.steps, src, model) if args.ct2 else None
+    ct2 = ct2_runs(src, model) if args.ct2 else None
     for batch in args.batch:
         rows = src.expand(batch, -1).contiguous()
         with torch.inference_mode():

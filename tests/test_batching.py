@@ -201,16 +201,18 @@ def test_small_request_does_not_wait_behind_long_ones(registry):
         batcher.run(translator, text, cfg)
         done[name] = time.perf_counter()
 
-    longs = [threading.Thread(target=send, args=(f"long{i}", long_text)) for i in range(4)]
+    longs = [threading.Thread(target=send, args=(f"long{i}", long_text)) for i in range(8)]
     for t in longs:
         t.start()
-    time.sleep(0.05)  # the long ones are decoding
+    deadline = time.perf_counter() + 30
+    while batcher.lane("long").batches == 0 and time.perf_counter() < deadline:  # until the long ones are decoding
+        time.sleep(0.001)
     start = time.perf_counter()
     send("small", "Ein Mann.")
     for t in longs:
         t.join()
-    assert batcher.lane("long").requests == 4 and batcher.lane("short").requests == 1
-    assert done["small"] < min(done[f"long{i}"] for i in range(4))
+    assert batcher.lane("long").requests == len(longs) and batcher.lane("short").requests == 1
+    assert done["small"] < min(done[f"long{i}"] for i in range(len(longs)))
     assert done["small"] - start < 1.0
 
 

@@ -25,6 +25,12 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return weights.masked_fill(~mask, 0.0)  # rows with no real token stay 0, not NaN
 
 
+def attend(scores: torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores [B, S], mask [B, S], values [B, S, K] -> context [B, K] and weights [B, S]: what every kind returns."""
+    weights = masked_softmax(scores, mask)
+    return torch.bmm(weights.unsqueeze(1), values).squeeze(1), weights
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau et al. (2015): e = v^T tanh(W_q s + W_k h)."""
 
@@ -43,9 +49,7 @@ class AdditiveAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """query [B, Q], prepared [B, S, A], values [B, S, K], mask [B, S] -> context [B, K], weights [B, S]."""
         scores = self.v(torch.tanh(prepared + self.query_proj(query).unsqueeze(1))).squeeze(-1)  # [B, S]
-        weights = masked_softmax(scores, mask)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, K]
-        return context, weights
+        return attend(scores, mask, values)
 
 
 class SigmoidAdditiveAttention(nn.Module):
@@ -81,9 +85,7 @@ class SigmoidAdditiveAttention(nn.Module):
         """``AdditiveAttention.forward``: query [B, Q], prepared [B, S, A], values [B, S, K], mask [B, S] -> context
         [B, K], weights [B, S]."""
         scores = self.v((prepared + self.query_proj(query).unsqueeze(1)).sigmoid_()).squeeze(-1)  # [B, S]
-        weights = masked_softmax(scores, mask)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # [B, K]
-        return context, weights
+        return attend(scores, mask, values)
 
 
 class MultiplicativeAttention(nn.Module):
@@ -107,9 +109,7 @@ class MultiplicativeAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """query [B, Q], prepared [B, S, Q], values [B, S, K], mask [B, S] -> context [B, K], weights [B, S]."""
         scores = torch.bmm(prepared, query.unsqueeze(-1)).squeeze(-1)  # [B, S]
-        weights = masked_softmax(scores, mask)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)
-        return context, weights
+        return attend(scores, mask, values)
 
 
 def build_attention(kind: str, query_dim: int, key_dim: int, attn_dim: int) -> nn.Module:
@@ -121,4 +121,4 @@ def build_attention(kind: str, query_dim: int, key_dim: int, attn_dim: int) -> n
     raise ValueError(f"unknown attention {kind!r}; choose additive, dot or general")
 
 
-__all__ = ["masked_softmax", "AdditiveAttention", "SigmoidAdditiveAttention", "MultiplicativeAttention", "build_attention"]
+__all__ = ["masked_softmax", "attend", "AdditiveAttention", "SigmoidAdditiveAttention", "MultiplicativeAttention", "build_attention"]

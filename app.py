@@ -20,13 +20,16 @@ wires components to ``demo_core.serving``; no model or plotting code lives here.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import html
 import importlib.util
 import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +38,7 @@ import gradio as gr
 import torch
 from anyio._backends import _asyncio as anyio_asyncio
 from fastapi import routing as fastapi_routing
+from fastapi.dependencies import utils as fastapi_dependencies
 from gradio import data_classes, processing_utils
 from gradio import routes as gradio_routes
 from gradio.state_holder import SessionState
@@ -64,6 +68,7 @@ from demo_core.serving.cancel_scopes import name_tasks_cheaply
 from demo_core.serving.explanations import explanation
 from demo_core.serving.file_walks import skip_walks_without_files
 from demo_core.serving.gc_tuning import gc_threshold, tune_gc
+from demo_core.serving.login_checks import check_logins_inline
 from demo_core.serving.requests import (
     COMPARE_SHARED,
     compare_options,
@@ -166,21 +171,49 @@ def endpoint(name: str, doc: str, leading: Mapping[str, tuple[type, Any]], optio
     signature = inspect.Signature([*params, request], return_annotation=dict)
 
     def call(*args: Any, **kwargs: Any) -> dict:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        given = arguments.pop("request")
+        arguments, given = bind(signature, args, kwargs)
         try:
             return run(arguments)
         finally:
             if after is not None:
                 after(given)
 
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = doc
-    call.__signature__ = signature  # type: ignore[attr-defined]
-    call.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": dict}
-    return call
+    return named(call, name, doc, signature)
+
+
+def async_endpoint(call: Callable[..., dict], run: Callable[[dict[str, Any]], Awaitable[dict]],
+                   after: Callable[[gr.Request | None], None] | None = None) -> Callable[..., Awaitable[dict]]:
+    """``call`` (an ``endpoint``) as a coroutine function with its name, parameters and docs, whose work is
+    ``run``: Gradio's queue awaits a coroutine on its event loop, where a plain function is handed to a worker
+    thread and back for every call (``Page._generate_async`` says when that is worth avoiding)."""
+    signature = call.__signature__  # type: ignore[attr-defined]
+
+    async def acall(*args: Any, **kwargs: Any) -> dict:
+        arguments, given = bind(signature, args, kwargs)
+        try:
+            return await run(arguments)
+        finally:
+            if after is not None:
+                after(given)
+
+    return named(acall, call.__name__, call.__doc__ or "", signature)
+
+
+def bind(signature: inspect.Signature, args: tuple, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """An endpoint's arguments by name, defaults filled, and the Gradio request apart."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    return arguments, arguments.pop("request")
+
+
+def named(fn: Callable, name: str, doc: str, signature: inspect.Signature) -> Callable:
+    """``fn`` with the name, docstring, signature and type hints Gradio reads to describe the endpoint."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    fn.__signature__ = signature  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": dict}
+    return fn
 
 
 def option_control(opt: Option, value: Any, elem_id: str, **layout: Any) -> gr.components.Component:
@@ -215,6 +248,7 @@ class Page:
             f"attention [T, layers, heads, S] (null where not asked for).\n\n{replies.ATTENTION_DOC}",
             {"text": (str, inspect.Parameter.empty), "model": (str, self.default_model or "")},
             list(OPTIONS), self._generate, REPLY_PARAMS | LAB_PARAMS, self.forget_session)
+        self.generate_async = async_endpoint(self.generate, self._generate_async, self.forget_session)  # Gradio's queue
         self.compare = endpoint(
             "compare",
             "Decode ``text`` with model A / strategy A and with model B / strategy B (same source language).\n\nThe "
@@ -259,19 +293,59 @@ class Page:
             attention = replies.attention_choice(args.pop("attention"))
         if self.registry.is_speech(model):  # speech has one strategy and one small attention: the /synthesize reply
             return self._synthesize({"text": text, "model": model, "seed": args.get("seed")})
-        prefix, steps = args.pop("prefix", ""), args.pop("steps", False)
         with user_errors():
-            if not isinstance(steps, bool) and str(steps).strip().lower() not in ("true", "false", "1", "0", ""):
-                raise InputError(f"steps must be true or false, got {steps!r}")
-            steps = steps if isinstance(steps, bool) else str(steps).strip().lower() in ("true", "1")
-            translator, cfg = prepare_request(self.registry, text, model, args)
-            forced = branching.prefix_ids(translator, prefix, cfg, text)
+            translator, cfg, forced, steps = self._generate_checks(text, model, args)
             result = BATCHER.run(translator, text, cfg, forced)  # with other API calls that arrive together, where it can
-            out = replies.bounded(lambda: pronunciation.api_json(self.registry, result, attention), [result], attention)
-            out["prefix_tokens"] = len(forced)
-            if steps:
-                out["steps"] = lab_json.steps_json(result, translator, 0, prefix=forced)
-            return out
+            return self._generate_reply(translator, result, attention, forced, steps)
+
+    async def _generate_async(self, args: dict[str, Any]) -> dict:
+        """``_generate`` as Gradio's queue runs it, on its event loop. A request that the batcher takes, for a text
+        model already loaded, is checked there (tokenising: well under a millisecond), queued, awaited and, when its
+        reply is small (``INLINE_REPLY``), answered there: no worker thread, no hand-over to one and back, which
+        under 20 clients is a good part of the event loop's work per call (docs/SPEED.md, "Under load"). Everything
+        else (loading a model, speech, beam search, a prefix, the lab's steps, a large reply) runs in a worker
+        thread as ``_generate`` does. A call whose client goes away before its batch starts is left out of it."""
+        model = args.get("model")
+        if not (isinstance(model, str) and self.registry.is_loaded(model)) or self.registry.is_speech(model):
+            return await in_thread(self._generate, args)
+        text = args.pop("text")
+        args.pop("model")
+        with user_errors():
+            attention = replies.attention_choice(args.pop("attention"))
+            translator, cfg, forced, steps = self._generate_checks(text, model, args)
+            future = BATCHER.submit(translator, text, cfg, forced)
+        if future is None:  # decodes alone
+            return await in_thread(self._generate_alone, translator, text, cfg, attention, forced, steps)
+        with user_errors():
+            result = await asyncio.wrap_future(future)
+            if steps or replies.attention_floats(result, attention) > INLINE_REPLY:
+                return await in_thread(self._generate_reply, translator, result, attention, forced, steps)
+            return self._generate_reply(translator, result, attention, forced, steps)
+
+    def _generate_alone(self, translator: Any, text: str, cfg: Any, attention: str, forced: list[int],
+                        steps: bool) -> dict:
+        with user_errors():
+            result = BATCHER.alone(translator, text, cfg, forced)
+            return self._generate_reply(translator, result, attention, forced, steps)
+
+    def _generate_checks(self, text: Any, model: Any, args: dict[str, Any]) -> tuple[Any, Any, list[int], bool]:
+        """A /generate request's checks (``InputError`` for each mistake): its model, config, forced prefix ids and
+        whether the lab's steps are asked for; ``args`` holds the decoding options, ``prefix`` and ``steps``."""
+        prefix, steps = args.pop("prefix", ""), args.pop("steps", False)
+        if not isinstance(steps, bool) and str(steps).strip().lower() not in ("true", "false", "1", "0", ""):
+            raise InputError(f"steps must be true or false, got {steps!r}")
+        steps = steps if isinstance(steps, bool) else str(steps).strip().lower() in ("true", "1")
+        translator, cfg = prepare_request(self.registry, text, model, args)
+        return translator, cfg, branching.prefix_ids(translator, prefix, cfg, text), steps
+
+    def _generate_reply(self, translator: Any, result: DecodeResult, attention: str, forced: list[int],
+                        steps: bool) -> dict:
+        """The /generate reply of a decoded request (``InputError`` when it would be over the reply budget)."""
+        out = replies.bounded(lambda: pronunciation.api_json(self.registry, result, attention), [result], attention)
+        out["prefix_tokens"] = len(forced)
+        if steps:
+            out["steps"] = lab_json.steps_json(result, translator, 0, prefix=forced)
+        return out
 
     def _synthesize(self, args: dict[str, Any]) -> dict:
         with user_errors():
@@ -781,7 +855,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         figures = heatmap
         request = {page.text, page.model, page.speech_seed, lab_state, *controls.values()}  # handlers read values by component
 
-        gr.api(page.generate, api_name="generate", concurrency_limit=GENERATE_CONCURRENCY)
+        gr.api(page.generate if SYNC_GENERATE else page.generate_async, api_name="generate",
+               concurrency_limit=GENERATE_CONCURRENCY)
         gr.api(page.compare, api_name="compare")
         gr.api(page.synthesize, api_name="synthesize")
         gr.on([run.click, page.text.submit], page.check, request, None, api_name="check", show_progress="hidden",
@@ -860,6 +935,19 @@ BATCHER = Batcher(max_batch=int(os.environ.get("S2S_MAX_BATCH", MAX_BATCH)),
 # /generate calls handled at once: enough for two full batches (one decoding, the next filling) so the batcher sees the
 # requests that arrive together; the handlers mostly wait for it, and it decodes at most 2 lanes + 2 unbatched at a time.
 GENERATE_CONCURRENCY = 2 * MAX_BATCH
+# The threads that run /generate's work which stays off Gradio's event loop (``Page._generate_async``): one per call
+# it takes at once. S2S_SYNC_GENERATE=1 gives Gradio the plain function instead, run in its worker threads as before.
+API_THREADS = ThreadPoolExecutor(GENERATE_CONCURRENCY, thread_name_prefix="generate")
+SYNC_GENERATE = os.environ.get("S2S_SYNC_GENERATE") == "1"
+# Attention weights up to which /generate builds its reply on the event loop (about a millisecond of work: a greedy
+# sentence's reply holds a few thousand); a larger one is built in a worker thread, so the loop never stalls on it.
+INLINE_REPLY = 20_000
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in one of ``API_THREADS``, with the caller's context variables (Gradio's request context)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(API_THREADS, lambda: context.run(fn, *args))
 MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny request body is refused
 # Gradio's own work per call, cut where it is waste (docs/SPEED.md, "Under load"); S2S_STOCK_GRADIO=1 keeps Gradio's:
 # - a new session (every raw API call is one) computes its blocks' configs only when a deep link asks for them
@@ -874,6 +962,8 @@ MAX_FILE_SIZE = "1kb"  # the page takes no uploads; anything larger than a tiny 
 # - Gradio's /gradio_api/call/ and /queue/ routes are matched before its other 54 (``demo_core.serving.api_routes``), and
 #   AnyIO's cancel scopes (one per event-stream message) name their task without building its repr
 #   (``demo_core.serving.cancel_scopes``): docs/SPEED.md, "Under load".
+# - Gradio's login check, which each of those routes depends on, runs on the event loop instead of being handed to a
+#   worker thread and back twice a call (``demo_core.serving.login_checks``).
 STOCK_GRADIO = os.environ.get("S2S_STOCK_GRADIO") == "1"
 ANALYTICS_EVERY = 100
 # Events Gradio's monitoring summary covers, the oldest dropped first (Gradio's default: 10,000). Every finished event
@@ -922,6 +1012,7 @@ def launch(app: gr.Blocks | None = None, **kwargs: Any) -> tuple:
             sys.modules.setdefault("matplotlib", None)  # None: "import matplotlib" fails at once (ImportError)
         match_calls_first(gradio_routes, fastapi_routing, gr.__version__, fastapi.__version__)
         name_tasks_cheaply(anyio_asyncio)
+        check_logins_inline(fastapi_dependencies, gr.__version__, fastapi.__version__)
     # api_open=False: Gradio's direct routes (/gradio_api/run/NAME) would skip the queue and its bounds (as on Spaces,
     # where Gradio closes them itself); the plain routes below have bounds of their own.
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY, api_open=False)

@@ -12,6 +12,10 @@ turn (so the machine's drift falls on every variant alike), warms it up, then le
   ``S2S_AB_NO_ROUTES=1``);
 - ``no-cancel``: without ``demo_core.serving.cancel_scopes`` (AnyIO's cancel scopes building task reprs;
   ``S2S_AB_NO_CANCEL=1``);
+- ``no-login``: without ``demo_core.serving.login_checks`` (Gradio's login check handed to a worker thread per
+  request; ``S2S_AB_NO_LOGIN=1``);
+- ``sync-generate``: ``/generate`` given to Gradio as a plain function, run in its worker threads, instead of the
+  coroutine ``Page.generate_async`` (``S2S_SYNC_GENERATE=1``);
 - ``stock-gc``: without ``demo_core.serving.gc_tuning`` (``S2S_GC_THRESHOLD=0``: Python's collector as it is);
 - ``stock-gradio``: ``S2S_STOCK_GRADIO=1`` (none of ``app.launch``'s cuts to Gradio's per-call work);
 - ``NAME=VALUE[,NAME=VALUE]``: the shipped server with these environment variables (e.g. ``S2S_SHORT_WORKERS=1``).
@@ -44,7 +48,8 @@ TEXTS = ["Ich habe heute keine Zeit.", "Das Wetter ist heute sehr schön und wir
          "Wo ist der Bahnhof?", "Ein Mann fährt Fahrrad auf der Straße."]
 MODEL = "de-en-rnn-bahdanau"
 VARIANTS = {"shipped": {}, "no-walks": {"S2S_AB_NO_WALKS": "1"}, "no-routes": {"S2S_AB_NO_ROUTES": "1"},
-            "no-cancel": {"S2S_AB_NO_CANCEL": "1"}, "stock-gc": {"S2S_GC_THRESHOLD": "0"},
+            "no-cancel": {"S2S_AB_NO_CANCEL": "1"}, "no-login": {"S2S_AB_NO_LOGIN": "1"},
+            "sync-generate": {"S2S_SYNC_GENERATE": "1"}, "stock-gc": {"S2S_GC_THRESHOLD": "0"},
             "stock-gradio": {"S2S_STOCK_GRADIO": "1"}}
 
 # The server: app.launch with the collector timed; SIGUSR1 starts counting, SIGTERM writes the counts and exits.
@@ -75,6 +80,8 @@ if os.environ.get("S2S_AB_NO_ROUTES") == "1":
     app.match_calls_first = lambda *args, **kwargs: False
 if os.environ.get("S2S_AB_NO_CANCEL") == "1":
     app.name_tasks_cheaply = lambda *args, **kwargs: False
+if os.environ.get("S2S_AB_NO_LOGIN") == "1":
+    app.check_logins_inline = lambda *args, **kwargs: False
 app.launch()
 """
 

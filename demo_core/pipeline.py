@@ -237,6 +237,10 @@ class ModelRegistry:
             return f"unknown model {model_id!r}"
         return entry.error or self._errors.get(model_id)
 
+    def is_loaded(self, model_id: Any) -> bool:
+        """Whether ``model_id`` is loaded already (so using it costs no loading)."""
+        return isinstance(model_id, str) and model_id in self._loaded
+
     def is_speech(self, model_id: str | None) -> bool:
         """True for a speech-synthesis model (served by ``synthesizer``, not ``get``)."""
         entry = self.entries.get(model_id) if isinstance(model_id, str) else None  # a list from an API client: no model

@@ -284,3 +284,38 @@ def test_requests_that_trickle_in_wait_for_one_batch_not_a_second_worker(registr
     for job in first + newcomers:
         job.future.result(timeout=60)
     assert (lane.batches, lane.requests) == (2, SPLIT_AT)
+
+
+def test_submit_batches_what_run_batches_and_leaves_the_rest_to_alone(registry):
+    """``submit`` gives a future of what ``run`` returns for greedy and sampling, and None for beam search and a
+    forced prefix (decoded alone: ``alone`` gives what ``run`` gives)."""
+    translator = registry.get("de-en-rnn-bahdanau")
+    batcher = Batcher()
+    future = batcher.submit(translator, "Ein Mann.", DecodeConfig())
+    assert future is not None
+    assert future.result(timeout=60).hypotheses[0].ids == translator.run("Ein Mann.", DecodeConfig()).hypotheses[0].ids
+    beam = DecodeConfig(strategy="beam")
+    assert batcher.submit(translator, "Ein Mann.", beam) is None
+    assert batcher.submit(translator, "Ein Mann.", DecodeConfig(), prefix="A") is None
+    assert batcher.alone(translator, "Ein Mann.", beam).best.ids == translator.run("Ein Mann.", beam).best.ids
+    with pytest.raises(InputError, match="temperature"):
+        batcher.submit(translator, "Ein Mann.", DecodeConfig(strategy="sample", temperature=0.0))
+
+
+def test_a_cancelled_request_is_left_out_of_its_batch(registry):
+    """A request whose caller went away (its future cancelled) before its batch started is not decoded, and the
+    requests decoded with it still get their answers."""
+    translator = registry.get("de-en-rnn-bahdanau")
+    lane = Lane("test", window_s=0.0, max_batch=16, workers=1)
+    gone, kept = lane_jobs(translator, ["Ein Mann.", "Zwei Hunde spielen im Schnee."])
+    assert gone.future.cancel()
+    lane.submit(gone, kept)
+    assert kept.future.result(timeout=60).hypotheses[0].ids == translator.run(kept.text, DecodeConfig()).hypotheses[0].ids
+    assert (lane.batches, lane.requests) == (1, 1) and gone.future.cancelled()
+    alone = lane_jobs(translator, ["Ein Mann."])[0]
+    alone.future.cancel()
+    lane.submit(alone)
+    later = lane_jobs(translator, ["Ein Mann."])[0]
+    lane.submit(later)
+    assert later.future.result(timeout=60).best.ids == translator.run("Ein Mann.", DecodeConfig()).best.ids
+    assert (lane.batches, lane.requests) == (2, 2)  # the cancelled one alone made no batch

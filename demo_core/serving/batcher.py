@@ -21,6 +21,10 @@ and settings that arrive within a few milliseconds of each other are decoded as 
 
     batcher = Batcher()
     result = batcher.run(translator, text, cfg)  # blocks until decoded; thread-safe
+    future = batcher.submit(translator, text, cfg)  # or: a Future of it (None: not batchable, decode it alone)
+
+A request whose future is cancelled before its batch starts (an ``asyncio`` caller that went
+away) is left out of the batch; once a batch starts, its requests can no longer be cancelled.
 """
 
 from __future__ import annotations
@@ -166,6 +170,9 @@ class Lane:
                 groups.setdefault(job.key, []).append(job)
             try:
                 for jobs in groups.values():
+                    jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]  # cancelled: left out
+                    if not jobs:
+                        continue
                     with self._changed:
                         self.batches += 1
                         self.requests += len(jobs)
@@ -213,9 +220,20 @@ class Batcher:
 
     def run(self, translator: Translator, text: str, cfg: DecodeConfig, prefix: list[int] | str = "") -> DecodeResult:
         """What ``translator.run(text, cfg, prefix=prefix)`` returns (or raises), decoded in a batch where possible."""
+        future = self.submit(translator, text, cfg, prefix)
+        return self.alone(translator, text, cfg, prefix) if future is None else future.result()
+
+    def alone(self, translator: Translator, text: str, cfg: DecodeConfig, prefix: list[int] | str = "") -> DecodeResult:
+        """``translator.run`` for a request ``submit`` does not batch, at most ``pass_through`` at a time."""
+        with self._alone:
+            return translator.run(text, cfg, prefix=prefix)
+
+    def submit(self, translator: Translator, text: str, cfg: DecodeConfig,
+               prefix: list[int] | str = "") -> Future | None:
+        """Queue a batchable request and return the future of its ``DecodeResult`` (its exception: what ``run``
+        raises); None for a request that decodes alone (``alone``). Raises ``InputError`` for a bad config or text."""
         if self.max_batch <= 1 or not batchable(cfg, prefix):
-            with self._alone:
-                return translator.run(text, cfg, prefix=prefix)
+            return None
         try:
             cfg.validate()
         except ValueError as exc:
@@ -224,4 +242,4 @@ class Batcher:
         ids = translator.source_ids(text)  # InputError for text it cannot take, as ``run`` raises it
         job = Job(translator, text, cfg, ids)
         self.lane("long" if row_steps(cfg, ids) > self.long_row_steps else "short").submit(job)
-        return job.future.result()
+        return job.future

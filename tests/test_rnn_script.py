@@ -74,6 +74,9 @@ def test_every_strategy_but_plain_greedy_steps_through_the_script(served: tuple,
             calls.append(1)
             return script.step(*args)
 
+        def __getattr__(self, name: str):  # noqa: ANN204 (encode and init_hidden: the script's own)
+            return getattr(script, name)
+
     monkeypatch.setitem(model.__dict__, "scripted_greedy", Counting())
     src = torch.tensor([translator.source_ids(translator.card.examples[0])])
     with torch.inference_mode():
@@ -86,9 +89,46 @@ def test_batches_decode_identically_rows_leaving_at_their_end(served: tuple) -> 
     translator, model, python = served
     texts = translator.card.examples * 2
     batch = pad([translator.source_ids(text) for text in texts])
-    for cfg in (DecodeConfig(), DecodeConfig(max_len_a=0.5, max_len_b=2, alternatives=3)):
+    for cfg in (DecodeConfig(), DecodeConfig(alternatives=0), DecodeConfig(max_len_a=0.5, max_len_b=2, alternatives=3)):
         with torch.inference_mode():
             got, want = decode_batch(model, batch, cfg), decode_batch(python, batch, cfg)
             assert_identical([h for (h,) in got], [h for (h,) in want])
             assert_identical(greedy_search(model, batch, cfg), greedy_search(python, batch, cfg))  # several rows: the Python loop
     assert len({len(h.ids) for (h,) in got}) > 1  # the rows did end at different steps
+
+
+def test_the_script_encodes_as_python_does(served: tuple) -> None:
+    """``RNNGreedy.encode`` and ``init_hidden`` give the Python encoder's memory and first state, bit for bit, for
+    a batch in any order of lengths (the encoder sorts and unsorts its rows) and for one source."""
+    translator, model, python = served
+    texts = translator.card.examples
+    for batch in (texts, texts[::-1], texts[:1]):
+        src = pad([translator.source_ids(text) for text in batch])
+        with torch.inference_mode():
+            got, want = model.encode(src), python.encode(src)
+            for name in ("values", "keys", "mask"):
+                assert torch.equal(getattr(got, name), getattr(want, name)), name
+            state, expected = model.init_state(got), python.init_state(want)
+        assert torch.equal(state.hidden, expected.hidden)
+        assert (state.feed is None) == (expected.feed is None)
+        assert state.feed is None or torch.equal(state.feed, expected.feed)
+
+
+def test_a_batch_decodes_in_three_script_calls(served: tuple, monkeypatch) -> None:
+    """A batch of plain greedy requests (``run_together``'s path) is encoded, started and decoded by one
+    TorchScript call each, so the decode hardly ever waits for Python's lock on a busy server."""
+    translator, model, python = served
+    calls: list[str] = []
+    script = model.scripted_greedy
+
+    class Counting:
+        def __getattr__(self, name: str):  # noqa: ANN204
+            calls.append(name)
+            return getattr(script, name)
+
+    monkeypatch.setitem(model.__dict__, "scripted_greedy", Counting())
+    batch = pad([translator.source_ids(text) for text in translator.card.examples])
+    with torch.inference_mode():
+        hyps = decode_batch(model, batch, DecodeConfig(), memory=model.encode(batch))
+    assert calls == ["encode", "init_hidden", "rows"]
+    assert len(hyps) == batch.size(0) and all(h.ids for (h,) in hyps)

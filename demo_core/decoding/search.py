@@ -18,7 +18,7 @@ import torch
 from demo_core.decoding.config import DecodeConfig
 from demo_core.decoding.processors import adjust_log_probs, top_k_filter, top_p_filter
 from demo_core.decoding.recorder import BeamNode, Hypothesis, Recorder
-from demo_core.models.interface import Memory, Seq2SeqModel
+from demo_core.models.interface import GreedyPath, Memory, Seq2SeqModel
 from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -233,12 +233,12 @@ def decode_batch(
     limits = [cfg.output_limit(src_lens[b]) for b in owner]  # [rows]
     adjust = cfg.uses_history or any(prefixes)
     state = model.init_state(memory)
-    rows_of = getattr(model, "greedy_rows", None)
-    if cfg.strategy == "greedy" and not adjust and rows_of is not None:  # the whole loop in one call, where the model has one
-        traced = rows_of(memory, state, torch.full((B,), BOS_ID, dtype=torch.long), torch.tensor(limits),
-                         max(cfg.alternatives, 1))
-        if traced is not None:
-            return [[hyp] for hyp in _traced_rows(traced, B, cfg.alternatives, src_lens)]
+    paths_of = getattr(model, "greedy_paths", None)
+    if cfg.strategy == "greedy" and not adjust and paths_of is not None:  # the whole loop in one call, where the model has one
+        rows = paths_of(memory, state, torch.full((B,), BOS_ID, dtype=torch.long), torch.tensor(limits),
+                        max(cfg.alternatives, 1), cfg.alternatives, src_lens)
+        if rows is not None:
+            return [[_path_hypothesis(row)] for row in rows]
     live = list(range(len(owner)))  # the rows still writing, in order; their positions are this step's rows
     prev = torch.full((len(live),), BOS_ID, dtype=torch.long)
     history = torch.zeros(len(live), 0, dtype=torch.long) if cfg.uses_history else None  # [live, steps]
@@ -274,17 +274,6 @@ def decode_batch(
     if cfg.strategy == "sample":  # the most likely first, as ``sample`` returns them (stable for ties)
         out = [sorted(h, key=lambda h: h.score, reverse=True) for h in out]
     return out
-
-
-def _traced_rows(traced: tuple[list[torch.Tensor], ...], n: int, alternatives: int, src_lens: list[int]) -> list[Hypothesis]:
-    """The hypotheses of a model's ``greedy_rows`` (per step: rows still writing, tokens, top ids
-    and log-probs, attention [n_t, S]), as ``decode_batch``'s own loop assembles them."""
-    paths: list[dict[str, list]] = [{"ids": [], "logprobs": [], "alt_ids": [], "alt_probs": [], "attention": []} for _ in range(n)]
-    for rows, tokens, top_ids, top_values, attention in zip(*traced, strict=True):
-        live = rows.tolist()
-        _append_step(paths, live, tokens, top_values[:, 0], top_ids, top_values, attention[:, None, None, :],  # one layer, one head
-                     alternatives, [src_lens[row] for row in live])
-    return [_hypothesis(path) for path in paths]
 
 
 def _append_step(paths: list[dict[str, list]], rows: list[int], tokens: torch.Tensor, logprobs: torch.Tensor,
@@ -324,6 +313,16 @@ def _draw(log_probs: torch.Tensor, cfg: DecodeConfig, runs: list[tuple[int, int,
         full[offsets] = probs[i:j]
         tokens[i:j] = torch.multinomial(full, 1, generator=generators[b]).squeeze(1)[offsets]
     return tokens
+
+
+def _path_hypothesis(path: GreedyPath) -> Hypothesis:
+    """The hypothesis of one row of a model's ``greedy_paths``, as ``_hypothesis`` builds it from the loop's path."""
+    score = float(sum(path.logprobs))
+    return Hypothesis(
+        ids=path.ids, token_logprobs=path.logprobs, alt_ids=path.alt_ids, alt_probs=path.alt_probs,
+        attention=path.attention if path.ids else torch.zeros(0),  # [T, L, H, S_b]
+        score=score, normalized_score=score / max(len(path.ids), 1), finished=EOS_ID in path.ids,
+    )
 
 
 def _hypothesis(path: dict[str, list]) -> Hypothesis:

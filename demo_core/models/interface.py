@@ -15,9 +15,9 @@ given in place (a key/value cache): decoders only continue from the state a step
 
 A model may also offer plain greedy decoding in one call, which ``decoding.search`` uses when
 no logits processor or forced prefix needs the Python loop: ``greedy_trace(memory, first,
-limit, k)`` -> ``GreedyTrace`` (one source or a batch decoded to the end) and ``greedy_rows(memory,
-state, first, limits, k)`` (a batch whose rows leave at their end, for ``decode_batch``). Either
-returns None where the model cannot, and must give what the three calls above give.
+limit, k)`` -> ``GreedyTrace`` (one source or a batch decoded to the end) and ``greedy_paths(memory,
+state, first, limits, k, alternatives, lengths)`` -> a ``GreedyPath`` per row (a batch whose rows leave at their
+end, for ``decode_batch``). Either returns None where the model cannot, and must give what the three calls above give.
 """
 
 from __future__ import annotations
@@ -70,6 +70,18 @@ class GreedyTrace:
     top_ids: torch.Tensor  # [T, B, k] the k most likely tokens ...
     top_logprobs: torch.Tensor  # [T, B, k] ... and their log-probs
     attention: torch.Tensor  # [T, B, L, H, S] (L = 0 when not recorded)
+
+
+@dataclass(frozen=True)
+class GreedyPath:
+    """One row of a batch's plain greedy decoding run by a model in one call (its optional ``greedy_paths``), as
+    ``decoding.search.decode_batch``'s own loop records it: one entry per step the row wrote."""
+
+    ids: list[int]  # [T] its tokens, EOS included where it ended there
+    logprobs: list[float]  # [T] each token's log-prob
+    alt_ids: list[list[int]]  # [T][alternatives] the most likely tokens ...
+    alt_probs: list[list[float]]  # [T][alternatives] ... and their probabilities
+    attention: torch.Tensor  # [T, L, H, S_b] cut to the row's own source length
 
 
 M = TypeVar("M", bound=Memory)

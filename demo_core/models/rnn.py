@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from demo_core.models.attention import AdditiveAttention, SigmoidAdditiveAttention, build_attention
 from demo_core.models.cpu import pack_linears, tied_projection
 from demo_core.models.gru_step import StepGRU
-from demo_core.models.interface import GreedyTrace, Memory, State
+from demo_core.models.interface import GreedyPath, GreedyTrace, Memory, State
 from demo_core.models.rnn_script import scripted
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
@@ -114,7 +114,12 @@ class RNNSeq2Seq(nn.Module):
     # --- the interface every architecture shares -------------------------------------------
 
     def encode(self, src: torch.Tensor) -> RNNMemory:
-        """src [B, S] ids (PAD_ID right-padded) -> memory (values [B, S, 2H], keys, mask [B, S])."""
+        """src [B, S] ids (PAD_ID right-padded) -> memory (values [B, S, 2H], keys, mask [B, S]). A CPU-prepared
+        inference copy encodes in one TorchScript call (``RNNGreedy.encode``: the same operations, so the same
+        numbers, with no Python lock held while it runs)."""
+        if self.scripted_greedy is not None and not self.training:
+            values, keys, mask = self.scripted_greedy.encode(src)
+            return RNNMemory(mask=mask, values=values, keys=keys)
         mask = src != PAD_ID
         lengths = mask.sum(1).clamp(min=1).cpu()
         emb = self.dropout(self.src_embed(src))  # [B, S, E]
@@ -125,7 +130,11 @@ class RNNSeq2Seq(nn.Module):
         return RNNMemory(mask=mask, values=values, keys=self.attention.prepare(values))
 
     def init_state(self, memory: RNNMemory) -> RNNState:
-        """Decoder state before the first token: hidden [B, L, Hd] from the mean encoder state."""
+        """Decoder state before the first token: hidden [B, L, Hd] from the mean encoder state (in one TorchScript
+        call for a CPU-prepared inference copy, ``RNNGreedy.init_hidden``)."""
+        if self.scripted_greedy is not None and not self.training:
+            hidden = self.scripted_greedy.init_hidden(memory.values, memory.mask)
+            return RNNState(hidden=hidden, feed=hidden.new_zeros(hidden.size(0), self.cfg.dec_hidden) if self.luong else None)
         mask = memory.mask.unsqueeze(-1).float()
         mean = (memory.values * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B, 2H]
         hidden = torch.tanh(self.bridge(mean)).view(-1, self.cfg.dec_layers, self.cfg.dec_hidden)
@@ -180,6 +189,25 @@ class RNNSeq2Seq(nn.Module):
             return None
         return self.scripted_greedy(memory.values, memory.keys, memory.mask, *self._script_state(state), first, limits,
                                     min(k, self.cfg.tgt_vocab), EOS_ID)
+
+    def greedy_paths(self, memory: RNNMemory, state: RNNState, first: torch.Tensor, limits: torch.Tensor, k: int,
+                     alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
+        """What ``greedy_rows`` decodes, row by row: each row's tokens, their log-probs, its ``alternatives``
+        top ids and probabilities per step and its attention [T, 1, 1, lengths[b]] (``RNNGreedy.rows``: one
+        TorchScript call and five ``tolist``, where reading ``greedy_rows`` takes several operations per step and
+        row). None where ``greedy_rows`` gives None."""
+        if self.scripted_greedy is None or self.training:
+            return None
+        counts, ids, logprobs, alt_ids, alt_probs, attention = self.scripted_greedy.rows(
+            memory.values, memory.keys, memory.mask, state.hidden, state.feed, first, limits, min(k, self.cfg.tgt_vocab),
+            EOS_ID, alternatives, lengths)
+        ids, logprobs, alt_ids, alt_probs = ids.tolist(), logprobs.tolist(), alt_ids.tolist(), alt_probs.tolist()
+        paths, start = [], 0
+        for n, weights in zip(counts.tolist(), attention, strict=True):
+            end = start + n
+            paths.append(GreedyPath(ids[start:end], logprobs[start:end], alt_ids[start:end], alt_probs[start:end], weights))
+            start = end
+        return paths
 
     def greedy_trace(self, memory: RNNMemory, first: torch.Tensor, limit: int, k: int,
                      record: bool = True) -> GreedyTrace | None:

@@ -9,7 +9,12 @@ same order (``_step`` and ``decode_step`` of ``models.rnn``), so the tokens, log
 alternatives and attention are bit for bit the Python loop's (``tests/test_rnn_script.py``).
 
 A row leaves the batch at its EOS or its own length limit, as in ``decode_batch``: the later
-steps run only the rows still writing.
+steps run only the rows still writing. ``RNNGreedy.rows`` hands a batch's results back grouped by
+row, ready for a few ``tolist`` calls, and ``encode`` and ``init_hidden`` are the encoder and the
+decoder's first state in one call each. A batch of requests thus costs Python three TorchScript
+calls and a handful of conversions instead of about 800 tensor operations, each of which would
+wait for the lock again while the web server's event loop holds it: under a busy Python thread, a
+batch of eight sentences went from 68 to 43 ms (``docs/SPEED.md``, "Under load").
 
 ``RNNGreedy.step`` is one step of that loop on its own, and ``RNNSeq2Seq.decode_step`` of a served
 model calls it: beam search, sampling, the repetition options, forced prefixes and the decoding
@@ -27,8 +32,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from demo_core.models.topk import top_chunk, top_k
+from demo_core.text.tokenizer import PAD_ID
 
 LOG = logging.getLogger("seq2seq_explorer")
 
@@ -39,6 +46,11 @@ class RNNGreedy(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.luong = bool(model.luong)
+        self.src_embed = model.src_embed
+        self.encoder = model.encoder
+        self.bridge = model.bridge
+        self.dec_layers, self.dec_hidden = int(model.cfg.dec_layers), int(model.cfg.dec_hidden)
+        self.pad_id = PAD_ID
         self.embed = model.tgt_embed
         self.decoder = model.decoder
         self.attention = model.attention
@@ -46,6 +58,25 @@ class RNNGreedy(nn.Module):
         self.combine = model.combine if self.luong else nn.Identity()
         self.output = model.output_projection
         self.chunk = top_chunk(model.tgt_embed.num_embeddings)  # ``models.topk``: a batch's top tokens by chunks
+
+    @torch.jit.export
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``RNNSeq2Seq.encode`` in one call: src [B, S] ids (PAD right-padded) -> attention values [B, S, 2H],
+        prepared keys [B, S, A] and the mask [B, S] (dropout, a no-op in eval mode, is left out)."""
+        mask = src != self.pad_id
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        emb = self.src_embed(src)  # [B, S, E]
+        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.encoder(packed)
+        values, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # [B, S, 2H]
+        return values, self.attention.prepare(values), mask
+
+    @torch.jit.export
+    def init_hidden(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``RNNSeq2Seq.init_state``'s hidden state in one call: values [B, S, 2H], mask [B, S] -> [B, L, Hd]."""
+        weights = mask.unsqueeze(-1).float()
+        mean = (values * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # [B, 2H]
+        return torch.tanh(self.bridge(mean)).view(-1, self.dec_layers, self.dec_hidden)
 
     @torch.jit.export
     def step(
@@ -108,6 +139,34 @@ class RNNGreedy(nn.Module):
                 token, rows, limits = token.index_select(0, index), rows.index_select(0, index), limits.index_select(0, index)
             prev = token
         return steps, tokens, top_ids, top_values, attention
+
+    @torch.jit.export
+    def rows(
+        self, values: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor,
+        feed: torch.Tensor | None, first: torch.Tensor, limits: torch.Tensor, k: int, eos: int, alternatives: int,
+        lengths: list[int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``forward`` with its steps regrouped by row, so that Python reads a batch's results with a few
+        ``tolist`` calls instead of several tensor operations per step and row: hidden [B, L, Hd] (as
+        ``RNNState`` holds it), Luong feed [B, Hd] or None, ``alternatives`` of the top ``k`` kept, each row's
+        source length (``lengths``). Returns each row's step count [B], then, row after row and step after step
+        within a row, the tokens [N], their log-probs [N], the alternatives' ids and probabilities [N,
+        alternatives], and per row its attention [T_b, 1, 1, lengths[b]] (one layer, one head). Every value is
+        the one ``forward`` gives; the probabilities are each step's ``exp`` of its own top log-probs, as the
+        Python loop takes them (``decoding.search.decode_batch``)."""
+        state = hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
+        steps, tokens, top_ids, top_values, attention = self.forward(
+            values, keys, mask, state, feed if feed is not None else state.new_zeros(0), first, limits, k, eos)
+        order = torch.sort(torch.cat(steps), stable=True)[1]  # [N] row by row, each row's steps in order
+        counts = torch.bincount(torch.cat(steps), minlength=first.size(0))  # [B]
+        ids = torch.cat(tokens).index_select(0, order)
+        logprobs = torch.cat([v[:, 0] for v in top_values]).index_select(0, order)
+        alt_ids = torch.cat([i[:, :alternatives] for i in top_ids]).index_select(0, order)
+        alt_probs = torch.cat([v[:, :alternatives].exp() for v in top_values]).index_select(0, order)
+        sizes: list[int] = counts.tolist()
+        per_row = torch.cat(attention).index_select(0, order).split(sizes)  # [T_b, S] each
+        cut = [a[:, : lengths[b]].reshape(a.size(0), 1, 1, lengths[b]) for b, a in enumerate(per_row)]
+        return counts, ids, logprobs, alt_ids, alt_probs, cut
 
 
 _LOCK = threading.Lock()

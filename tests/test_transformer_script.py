@@ -15,6 +15,7 @@ import torch
 
 from demo_core.decoding import DecodeConfig, decode, greedy_search
 from demo_core.decoding.search import decode_batch
+from demo_core.models import transformer_fast
 from demo_core.models.cpu import quantize_for_cpu
 from demo_core.models.transformer_fast import FOLD_MAX_POSITIONS
 from demo_core.pipeline import Translator
@@ -103,8 +104,34 @@ def test_batches_decode_identically_folded_or_not(served: tuple) -> None:
         assert (batch.size(0) * batch.size(1) <= FOLD_MAX_POSITIONS) == (copies == 1)
         with torch.inference_mode():
             assert_identical(greedy_search(model, batch, DecodeConfig()), greedy_search(python, batch, DecodeConfig()))
-            for a, b in zip(decode_batch(model, batch, DecodeConfig()), decode_batch(python, batch, DecodeConfig()), strict=True):
-                assert_identical(a, b)
+            for cfg in (DecodeConfig(), DecodeConfig(alternatives=0), DecodeConfig(max_len_a=0.5, max_len_b=2, alternatives=3)):
+                got, want = decode_batch(model, batch, cfg), decode_batch(python, batch, cfg)
+                for a, b in zip(got, want, strict=True):
+                    assert_identical(a, b)
+        assert len({len(h.ids) for (h,) in got}) > 1  # the rows ended at different steps and left the batch
+
+
+def test_a_batch_decodes_in_one_call(served: tuple, monkeypatch) -> None:
+    """``decode_batch``'s plain greedy batch is one TorchScript loop (``rows_loop``), not a step call per step; a
+    batch whose limit passes the model's positions falls back to the Python loop."""
+    translator, model, _ = served
+    calls: list[str] = []
+    real = transformer_fast.compiled
+
+    def counted(name: str):  # noqa: ANN202
+        calls.append(name)
+        return real(name)
+
+    monkeypatch.setattr(transformer_fast, "compiled", counted)
+    batch = pad([translator.source_ids(text) for text in translator.card.examples])
+    with torch.inference_mode():
+        memory = model.encode(batch)
+        assert calls == ["encoder"]
+        hyps = decode_batch(model, batch, DecodeConfig(), memory=memory)
+        assert calls == ["encoder", "rows_loop"] and all(h.ids for (h,) in hyps)
+        too_long = torch.full((batch.size(0),), model.cfg.max_positions + 1)
+        assert model.greedy_paths(memory, model.init_state(memory), torch.full((batch.size(0),), BOS_ID), too_long, 5, 5,
+                                  [batch.size(1)] * batch.size(0)) is None
 
 
 def test_packed_small_layers_fall_back_to_python() -> None:

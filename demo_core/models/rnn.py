@@ -26,6 +26,7 @@ from demo_core.models.attention import AdditiveAttention, SigmoidAdditiveAttenti
 from demo_core.models.cpu import pack_linears, tied_projection
 from demo_core.models.gru_step import StepGRU
 from demo_core.models.interface import GreedyPath, GreedyTrace, Memory, State
+from demo_core.models.paths import paths
 from demo_core.models.rnn_script import scripted
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
 
@@ -194,20 +195,11 @@ class RNNSeq2Seq(nn.Module):
                      alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
         """What ``greedy_rows`` decodes, row by row: each row's tokens, their log-probs, its ``alternatives``
         top ids and probabilities per step and its attention [T, 1, 1, lengths[b]] (``RNNGreedy.rows``: one
-        TorchScript call and five ``tolist``, where reading ``greedy_rows`` takes several operations per step and
-        row). None where ``greedy_rows`` gives None."""
+        TorchScript call and five ``tolist``, ``models.paths``). None where ``greedy_rows`` gives None."""
         if self.scripted_greedy is None or self.training:
             return None
-        counts, ids, logprobs, alt_ids, alt_probs, attention = self.scripted_greedy.rows(
-            memory.values, memory.keys, memory.mask, state.hidden, state.feed, first, limits, min(k, self.cfg.tgt_vocab),
-            EOS_ID, alternatives, lengths)
-        ids, logprobs, alt_ids, alt_probs = ids.tolist(), logprobs.tolist(), alt_ids.tolist(), alt_probs.tolist()
-        paths, start = [], 0
-        for n, weights in zip(counts.tolist(), attention, strict=True):
-            end = start + n
-            paths.append(GreedyPath(ids[start:end], logprobs[start:end], alt_ids[start:end], alt_probs[start:end], weights))
-            start = end
-        return paths
+        return paths(*self.scripted_greedy.rows(memory.values, memory.keys, memory.mask, state.hidden, state.feed, first,
+                                                limits, min(k, self.cfg.tgt_vocab), EOS_ID, alternatives, lengths))
 
     def greedy_trace(self, memory: RNNMemory, first: torch.Tensor, limit: int, k: int,
                      record: bool = True) -> GreedyTrace | None:

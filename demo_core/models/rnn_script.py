@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from demo_core.models.paths import by_row
 from demo_core.models.topk import top_chunk, top_k
 from demo_core.text.tokenizer import PAD_ID
 
@@ -146,27 +147,14 @@ class RNNGreedy(nn.Module):
         feed: torch.Tensor | None, first: torch.Tensor, limits: torch.Tensor, k: int, eos: int, alternatives: int,
         lengths: list[int],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """``forward`` with its steps regrouped by row, so that Python reads a batch's results with a few
-        ``tolist`` calls instead of several tensor operations per step and row: hidden [B, L, Hd] (as
-        ``RNNState`` holds it), Luong feed [B, Hd] or None, ``alternatives`` of the top ``k`` kept, each row's
-        source length (``lengths``). Returns each row's step count [B], then, row after row and step after step
-        within a row, the tokens [N], their log-probs [N], the alternatives' ids and probabilities [N,
-        alternatives], and per row its attention [T_b, 1, 1, lengths[b]] (one layer, one head). Every value is
-        the one ``forward`` gives; the probabilities are each step's ``exp`` of its own top log-probs, as the
-        Python loop takes them (``decoding.search.decode_batch``)."""
+        """``forward`` with its steps regrouped by row (``models.paths.by_row``), so that Python reads a batch's
+        results with a few ``tolist`` calls: hidden [B, L, Hd] (as ``RNNState`` holds it), Luong feed [B, Hd] or
+        None, ``alternatives`` of the top ``k`` kept, each row's source length (``lengths``)."""
         state = hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
         steps, tokens, top_ids, top_values, attention = self.forward(
             values, keys, mask, state, feed if feed is not None else state.new_zeros(0), first, limits, k, eos)
-        order = torch.sort(torch.cat(steps), stable=True)[1]  # [N] row by row, each row's steps in order
-        counts = torch.bincount(torch.cat(steps), minlength=first.size(0))  # [B]
-        ids = torch.cat(tokens).index_select(0, order)
-        logprobs = torch.cat([v[:, 0] for v in top_values]).index_select(0, order)
-        alt_ids = torch.cat([i[:, :alternatives] for i in top_ids]).index_select(0, order)
-        alt_probs = torch.cat([v[:, :alternatives].exp() for v in top_values]).index_select(0, order)
-        sizes: list[int] = counts.tolist()
-        per_row = torch.cat(attention).index_select(0, order).split(sizes)  # [T_b, S] each
-        cut = [a[:, : lengths[b]].reshape(a.size(0), 1, 1, lengths[b]) for b, a in enumerate(per_row)]
-        return counts, ids, logprobs, alt_ids, alt_probs, cut
+        return by_row(steps, tokens, top_ids, top_values, [a[:, None, None, :] for a in attention], first.size(0),
+                      alternatives, lengths)  # attention: one layer, one head
 
 
 _LOCK = threading.Lock()

@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.models.interface import GreedyTrace, Memory, Rows, State
+from demo_core.models.interface import GreedyPath, GreedyTrace, Memory, Rows, State
+from demo_core.models.paths import paths
 from demo_core.models.topk import top_chunk
 from demo_core.models.transformer_script import compiled
 from demo_core.models.transformer_state import PackedState
@@ -321,6 +322,25 @@ class PackedDecoder(nn.Module):
         out = compiled("greedy_loop")(first, cache, embedding, positions, weights, folded, *cross, *output, H,
                                       limit, min(k, self.output.out_features), record, EOS_ID, PAD_ID, self.top_chunk)
         return GreedyTrace(*out)
+
+    def paths(self, memory: TransformerMemory, first: torch.Tensor, limits: torch.Tensor, k: int, alternatives: int,
+              lengths: list[int]) -> list[GreedyPath] | None:
+        """Plain greedy decoding of a batch from ``first`` [B], each row leaving at its EOS or its own limit
+        (``limits`` [B]), in one TorchScript call (``transformer_script.rows_loop``): what ``step`` in
+        ``decode_batch``'s Python loop gives, row by row (``models.paths``). None where that loop must run."""
+        self._bound()
+        limit = int(limits.max())
+        if self._scripted is None or not 1 <= limit <= self.max_positions:
+            return None
+        B, H, d = first.size(0), self.n_heads, self.d_head
+        cache = torch.zeros(len(self.layers), B, 2, H, limit, d)  # [L, B, 2, H, capacity, d]
+        folded, cross = self._cross(memory, B)
+        if not folded:
+            cross = (memory.bias, *cross[1:])  # [B, 1, 1, S]: the loop expands it per layer, as ``_cross`` does
+        (embedding, positions, weights), output = self._scripted
+        return paths(*compiled("rows_loop")(first, limits, cache, embedding, positions, weights, folded, *cross, *output,
+                                            H, min(k, self.output.out_features), EOS_ID, self.top_chunk, alternatives,
+                                            lengths))
 
     def _bind(self) -> list[dict[str, Linear]]:
         """Every layer's projections and norms as direct calls (``_direct``), the output's last."""

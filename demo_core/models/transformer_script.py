@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from demo_core.models.paths import by_row
 from demo_core.models.topk import top_k
 
 
@@ -212,6 +213,54 @@ def greedy_loop(
                 break
     values = torch.stack(top_values)  # [T, B, k]; the token's log-prob is the first wherever it is read (up to the row's EOS)
     return torch.stack(tokens), values.select(2, 0), torch.stack(top_ids), values, torch.stack(attention)
+
+
+def rows_loop(
+    first: torch.Tensor, limits: torch.Tensor, cache: torch.Tensor, embedding: torch.Tensor, positions: torch.Tensor,
+    weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
+    cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
+    output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
+    k: int, eos: int, chunk: int, alternatives: int, lengths: list[int], beta: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Greedy decoding of B rows, each leaving at its EOS or its own limit (``limits`` [B]), as
+    ``decoding.search.decode_batch``'s loop runs it with ``decoder_step``; the results regrouped by row
+    (``models.paths.by_row``). cache [L, B, 2, H, >= max(limits), d], zeros. ``folded``: the memory's
+    folded products (cross_bias [B, L, 1, H*S], keys [B, L, D, H*S], values [B, L, H*S, D]); otherwise the
+    padding bias as the memory holds it, [B, 1, 1, S], and the keys and values [B, L, H, S, d]. The rows that
+    leave are dropped from the cache and the memory, as ``select`` drops them in that loop."""
+    rows = torch.arange(first.size(0))
+    steps: list[torch.Tensor] = []
+    tokens: list[torch.Tensor] = []
+    top_ids: list[torch.Tensor] = []
+    top_values: list[torch.Tensor] = []
+    attention: list[torch.Tensor] = []
+    layers = cross_keys.size(1)
+    prev = first
+    t = 0
+    while True:
+        bias = cross_bias if folded else cross_bias.expand(-1, layers, -1, -1)  # as ``PackedDecoder._cross`` passes it
+        log_probs, att = layers_step(prev, t, cache.unbind(0), embedding, positions, weights, folded, bias.unbind(1),
+                                     cross_keys.unbind(1), cross_values.unbind(1), output_packed, output_w, output_b,
+                                     final_w, final_b, n_heads, beta)  # [n, V], [n, L, H, S]
+        values, ids = top_k(log_probs, k, chunk)  # [n, k] each
+        token = ids.select(1, 0)
+        steps.append(rows)
+        tokens.append(token)
+        top_ids.append(ids)
+        top_values.append(values)
+        attention.append(att)
+        t += 1
+        keep = (token != eos) & (limits > t)
+        if not bool(keep.all()):  # rows that ended leave the batch
+            if not bool(keep.any()):
+                break
+            index = keep.nonzero().squeeze(1)
+            cache = cache.index_select(1, index)
+            cross_bias, cross_keys, cross_values = (cross_bias.index_select(0, index), cross_keys.index_select(0, index),
+                                                    cross_values.index_select(0, index))
+            token, rows, limits = token.index_select(0, index), rows.index_select(0, index), limits.index_select(0, index)
+        prev = token
+    return by_row(steps, tokens, top_ids, top_values, attention, first.size(0), alternatives, lengths)
 
 
 _COMPILED: dict[str, Any] = {}

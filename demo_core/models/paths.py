@@ -5,7 +5,8 @@ log-probs, the alternatives and the attention cut to the row's source length. Re
 from Python that is several tensor operations per step and row (about 800 for eight sentences),
 and on a busy server each of them waits for Python's lock again while the web server's event loop
 holds it. The models' TorchScript loops (``models.rnn_script``, ``models.transformer_script``)
-call ``by_row`` instead, and Python reads the result with ``paths``: five ``tolist`` calls.
+record each step with ``record``, drop finished rows where ``leaving`` says, and call ``by_row`` at the
+end; Python reads the result with ``paths``: five ``tolist`` calls.
 ``by_row`` is written in TorchScript's subset of Python; it only moves numbers, so every value is
 the one the loop computed.
 """
@@ -15,6 +16,31 @@ from __future__ import annotations
 import torch
 
 from demo_core.models.interface import GreedyPath
+
+
+def record(steps: list[torch.Tensor], tokens: list[torch.Tensor], top_ids: list[torch.Tensor],
+           top_values: list[torch.Tensor], attention: list[torch.Tensor], rows: torch.Tensor, ids: torch.Tensor,
+           values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Append one greedy step to the lists ``by_row`` reads: the rows still writing [n], their top ids and log-probs
+    [n, k], attention [n, ...]. Returns the step's tokens [n] (each row's best)."""
+    token = ids.select(1, 0)
+    steps.append(rows)
+    tokens.append(token)
+    top_ids.append(ids)
+    top_values.append(values)
+    attention.append(weights)
+    return token
+
+
+def leaving(token: torch.Tensor, limits: torch.Tensor, eos: int, written: int) -> tuple[bool, torch.Tensor | None]:
+    """After ``written`` steps: whether any row still writes (not at its EOS, under its limit) and, when some
+    ended, the positions [n'] of those that go on (None when every row goes on)."""
+    keep = (token != eos) & (limits > written)
+    if bool(keep.all()):
+        return True, None
+    if not bool(keep.any()):
+        return False, None
+    return True, keep.nonzero().squeeze(1)
 
 
 def by_row(

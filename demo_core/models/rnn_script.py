@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from demo_core.models.paths import by_row
+from demo_core.models.paths import by_row, leaving, record
 from demo_core.models.topk import top_chunk, top_k
 from demo_core.text.tokenizer import PAD_ID
 
@@ -121,18 +121,12 @@ class RNNGreedy(nn.Module):
         while True:
             log_probs, hidden, feed, weights = self.step(values, keys, mask, hidden, feed, prev)  # [n, V], ...
             values_k, ids_k = top_k(log_probs, k, self.chunk)  # [n, k] each
-            token = ids_k[:, 0]
-            steps.append(rows)
-            tokens.append(token)
-            top_ids.append(ids_k)
-            top_values.append(values_k)
-            attention.append(weights)
+            token = record(steps, tokens, top_ids, top_values, attention, rows, ids_k, values_k, weights)
             step += 1
-            keep = (token != eos) & (limits > step)
-            if not bool(keep.all()):  # rows that ended leave the batch
-                if not bool(keep.any()):
-                    break
-                index = keep.nonzero().squeeze(1)
+            going, index = leaving(token, limits, eos, step)
+            if not going:
+                break
+            if index is not None:  # rows that ended leave the batch
                 values, keys, mask = values.index_select(0, index), keys.index_select(0, index), mask.index_select(0, index)
                 hidden = hidden.index_select(1, index)
                 if self.luong:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from demo_core.models.paths import by_row
+from demo_core.models.paths import by_row, leaving, record
 from demo_core.models.topk import top_k
 
 
@@ -243,18 +243,12 @@ def rows_loop(
                                      cross_keys.unbind(1), cross_values.unbind(1), output_packed, output_w, output_b,
                                      final_w, final_b, n_heads, beta)  # [n, V], [n, L, H, S]
         values, ids = top_k(log_probs, k, chunk)  # [n, k] each
-        token = ids.select(1, 0)
-        steps.append(rows)
-        tokens.append(token)
-        top_ids.append(ids)
-        top_values.append(values)
-        attention.append(att)
+        token = record(steps, tokens, top_ids, top_values, attention, rows, ids, values, att)
         t += 1
-        keep = (token != eos) & (limits > t)
-        if not bool(keep.all()):  # rows that ended leave the batch
-            if not bool(keep.any()):
-                break
-            index = keep.nonzero().squeeze(1)
+        going, index = leaving(token, limits, eos, t)
+        if not going:
+            break
+        if index is not None:  # rows that ended leave the batch
             cache = cache.index_select(1, index)
             cross_bias, cross_keys, cross_values = (cross_bias.index_select(0, index), cross_keys.index_select(0, index),
                                                     cross_values.index_select(0, index))

@@ -20,7 +20,7 @@ from demo_core.models.cpu import quantize_for_cpu
 from demo_core.pipeline import Translator
 from demo_core.tasks.datasets import pad
 from demo_core.text.tokenizer import BOS_ID
-from tests.test_transformer_script import assert_identical
+from tests.test_transformer_script import assert_identical, assert_one_row_batches_identical
 
 
 def shipped_rnns() -> list[str]:
@@ -132,3 +132,7 @@ def test_a_batch_decodes_in_three_script_calls(served: tuple, monkeypatch) -> No
         hyps = decode_batch(model, batch, DecodeConfig(), memory=model.encode(batch))
     assert calls == ["encode", "init_hidden", "rows"]
     assert len(hyps) == batch.size(0) and all(h.ids for (h,) in hyps)
+
+
+def test_a_batch_of_one_row_decodes_identically(served: tuple) -> None:
+    assert_one_row_batches_identical(*served)

@@ -145,3 +145,16 @@ def test_packed_small_layers_fall_back_to_python() -> None:
             assert model.packed_decoder._scripted is None and model.packed_encoder._scripted is None
             assert model.greedy_trace(model.encode(src), torch.tensor([BOS_ID]), 5, 5) is None
         assert 1 <= len(hyp.ids) <= 5
+
+
+def assert_one_row_batches_identical(translator: Translator, model: torch.nn.Module, python: torch.nn.Module) -> None:
+    """``decode_batch`` of one row (a lone request that the batcher takes), down to a one-token limit, gives what
+    the Python loop gives."""
+    src = pad([translator.source_ids(translator.card.examples[0])])
+    for cfg in (DecodeConfig(), DecodeConfig(max_len=1), DecodeConfig(alternatives=20)):
+        with torch.inference_mode():
+            assert_identical([h for (h,) in decode_batch(model, src, cfg)], [h for (h,) in decode_batch(python, src, cfg)])
+
+
+def test_a_batch_of_one_row_decodes_identically(served: tuple) -> None:
+    assert_one_row_batches_identical(*served)

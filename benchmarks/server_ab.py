@@ -1,9 +1,10 @@
 """Server variants side by side under load: throughput, server CPU and time in Python's cycle collector per call.
 
 Run from the repository root: ``python benchmarks/server_ab.py [--variants shipped no-walks stock-gc] [--rounds 3]
-[--calls 30] [--clients 20] [--api gradio|plain]``. For each round it starts ``python app.py`` once per variant, in
+[--calls 30] [--clients 20] [--api gradio|plain] [--model M]``. For each round it starts ``python app.py`` once per variant, in
 turn (so the machine's drift falls on every variant alike), warms it up, then lets ``--clients`` clients send
-``--calls`` greedy ``/generate`` calls each (``de-en-rnn-bahdanau``, four short German sentences). Variants:
+``--calls`` greedy ``/generate`` calls each (``de-en-rnn-bahdanau``, four short German sentences; another
+``--model``, its card's examples). Variants:
 
 - ``shipped``: the server as ``app.launch`` starts it;
 - ``no-walks``: without ``demo_core.serving.file_walks`` (Gradio walks every reply for files twice; the wrapper
@@ -43,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.http_api import Api, app_server  # noqa: E402
 from benchmarks.load import cpu_s  # noqa: E402
+from demo_core.checkpoint import DEFAULT_ROOT, read_card  # noqa: E402
 
 TEXTS = ["Ich habe heute keine Zeit.", "Das Wetter ist heute sehr schön und wir gehen spazieren.",
          "Wo ist der Bahnhof?", "Ein Mann fährt Fahrrad auf der Straße."]
@@ -97,19 +99,21 @@ def variant_name(given: str) -> str:
     return given
 
 
-def one_server(variant: str, clients: int, calls: int, plain: bool) -> dict[str, float]:
-    """Start the server as ``variant``, load it, stop it: its throughput, CPU and collector time."""
+def one_server(variant: str, clients: int, calls: int, plain: bool, model: str = MODEL,
+               texts: list[str] = TEXTS) -> dict[str, float]:
+    """Start the server as ``variant``, load it with ``texts`` for ``model``, stop it: its throughput, CPU and
+    collector time."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "gc.json"
         with app_server(env={"S2S_AB_OUT": str(out), **VARIANTS[variant]}, argv=[sys.executable, "-c", WRAPPER]) as (url, pid):
             api = Api(url, plain=plain)
-            for i in range(2 * len(TEXTS)):
-                api.call("/generate", text=TEXTS[i % len(TEXTS)], model=MODEL)
+            for i in range(2 * len(texts)):
+                api.call("/generate", text=texts[i % len(texts)], model=model)
             errors: list[str] = []
 
             def client(c: int) -> None:
                 for i in range(calls):
-                    reply = api.call("/generate", timeout_s=60, text=TEXTS[(c + i) % len(TEXTS)], model=MODEL)
+                    reply = api.call("/generate", timeout_s=60, text=texts[(c + i) % len(texts)], model=model)
                     if not reply.ok:
                         errors.append(reply.error or "error")
 
@@ -137,16 +141,18 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=30, help="calls per client")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--api", choices=["gradio", "plain"], default="gradio")
+    parser.add_argument("--model", default=MODEL, help="another model is sent its card's examples")
     args = parser.parse_args()
+    texts = TEXTS if args.model == MODEL else list(read_card(DEFAULT_ROOT / args.model).examples)
     results: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
     for r in range(args.rounds):
         for variant in args.variants:
-            got = one_server(variant, args.clients, args.calls, args.api == "plain")
+            got = one_server(variant, args.clients, args.calls, args.api == "plain", args.model, texts)
             results[variant].append(got)
             print(f"round {r + 1}, {variant}: {got['req_s']:.1f} requests/s, server CPU {got['cpu_ms']:.1f} ms a call, "
                   f"cycle collector {got['gc_ms']:.2f} ms a call ({got['collections']} collections), "
                   f"{got['errors']} errors", flush=True)
-    print(f"\n{args.clients} clients x {args.calls} calls, {args.api} API, medians of {args.rounds} rounds:")
+    print(f"\n{args.clients} clients x {args.calls} calls, {args.api} API, {args.model}, medians of {args.rounds} rounds:")
     for variant, runs in results.items():
         med = {key: statistics.median(run[key] for run in runs) for key in ("req_s", "cpu_ms", "gc_ms")}
         print(f"{variant}: {med['req_s']:.1f} requests/s, server CPU {med['cpu_ms']:.1f} ms a call, cycle collector "

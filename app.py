@@ -929,7 +929,7 @@ SESSION_CAPACITY = 256
 # /generate calls (greedy, sampling) decoded together (``demo_core.serving.batcher``): 16 at most per batch, waiting up to
 # 5 ms for more only under load, in two lanes (short and long requests, so a small one never waits behind a long one),
 # the short lane with two workers (two batches at once, one per core; S2S_SHORT_WORKERS=1 for one): 1.2-1.3x the plain
-# route's answers under 20 clients with one worker, about as many on Gradio's API (docs/SPEED.md, "Under load").
+# route's answers under 20 clients with one worker, 0.84-0.97x on Gradio's API (docs/SPEED.md, "Under load").
 # S2S_MAX_BATCH=1 turns batching off.
 BATCHER = Batcher(max_batch=int(os.environ.get("S2S_MAX_BATCH", MAX_BATCH)),
                   short_workers=int(os.environ.get("S2S_SHORT_WORKERS", SHORT_WORKERS)))

@@ -316,7 +316,8 @@ def _draw(log_probs: torch.Tensor, cfg: DecodeConfig, runs: list[tuple[int, int,
 
 
 def _path_hypothesis(path: GreedyPath) -> Hypothesis:
-    """The hypothesis of one row of a model's ``greedy_paths``, as ``_hypothesis`` builds it from the loop's path."""
+    """The hypothesis of one row of ``decode_batch`` (a model's ``greedy_paths``, or the loop's own path through
+    ``_hypothesis``), as ``Recorder.hypothesis`` builds it (no length penalty)."""
     score = float(sum(path.logprobs))
     return Hypothesis(
         ids=path.ids, token_logprobs=path.logprobs, alt_ids=path.alt_ids, alt_probs=path.alt_probs,
@@ -326,14 +327,9 @@ def _path_hypothesis(path: GreedyPath) -> Hypothesis:
 
 
 def _hypothesis(path: dict[str, list]) -> Hypothesis:
-    """The hypothesis of one row of ``decode_batch``, as ``Recorder.hypothesis`` builds it (no length penalty)."""
-    ids = path["ids"]
-    score = float(sum(path["logprobs"]))
-    return Hypothesis(
-        ids=ids, token_logprobs=path["logprobs"], alt_ids=path["alt_ids"], alt_probs=path["alt_probs"],
-        attention=torch.stack(path["attention"]) if ids else torch.zeros(0),  # [T, L, H, S_b]
-        score=score, normalized_score=score / max(len(ids), 1), finished=EOS_ID in ids,
-    )
+    """The hypothesis of one row of ``decode_batch``'s own loop: its steps' attention [L, H, S_b] stacked."""
+    attention = torch.stack(path["attention"]) if path["ids"] else torch.zeros(0)  # [T, L, H, S_b]
+    return _path_hypothesis(GreedyPath(path["ids"], path["logprobs"], path["alt_ids"], path["alt_probs"], attention))
 
 
 def decode(model: Seq2SeqModel, src: torch.Tensor, cfg: DecodeConfig, prefix: list[int] | None = None,

@@ -18,6 +18,11 @@ import torch
 from demo_core.models.interface import GreedyPath
 
 
+def step_lists() -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Empty lists for ``record``: each step's rows, tokens, top ids, top log-probs and attention."""
+    return [], [], [], [], []
+
+
 def record(steps: list[torch.Tensor], tokens: list[torch.Tensor], top_ids: list[torch.Tensor],
            top_values: list[torch.Tensor], attention: list[torch.Tensor], rows: torch.Tensor, ids: torch.Tensor,
            values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

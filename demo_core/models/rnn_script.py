@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from demo_core.models.paths import by_row, leaving, record
+from demo_core.models.paths import by_row, leaving, record, step_lists
 from demo_core.models.topk import top_chunk, top_k
 from demo_core.text.tokenizer import PAD_ID
 
@@ -111,11 +111,7 @@ class RNNGreedy(nn.Module):
         numbers [n_t], tokens [n_t], top ``k`` tokens and log-probs [n_t, k] (the token's own
         log-prob is the first) and attention [n_t, S]."""
         rows = torch.arange(first.size(0))
-        steps: list[torch.Tensor] = []
-        tokens: list[torch.Tensor] = []
-        top_ids: list[torch.Tensor] = []
-        top_values: list[torch.Tensor] = []
-        attention: list[torch.Tensor] = []
+        steps, tokens, top_ids, top_values, attention = step_lists()
         prev = first
         step = 0
         while True:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from demo_core.models.paths import by_row, leaving, record
+from demo_core.models.paths import by_row, leaving, record, step_lists
 from demo_core.models.topk import top_k
 
 
@@ -229,11 +229,7 @@ def rows_loop(
     padding bias as the memory holds it, [B, 1, 1, S], and the keys and values [B, L, H, S, d]. The rows that
     leave are dropped from the cache and the memory, as ``select`` drops them in that loop."""
     rows = torch.arange(first.size(0))
-    steps: list[torch.Tensor] = []
-    tokens: list[torch.Tensor] = []
-    top_ids: list[torch.Tensor] = []
-    top_values: list[torch.Tensor] = []
-    attention: list[torch.Tensor] = []
+    steps, tokens, top_ids, top_values, attention = step_lists()
     layers = cross_keys.size(1)
     prev = first
     t = 0

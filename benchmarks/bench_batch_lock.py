@@ -1,17 +1,18 @@
 """A batch of API requests decoded next to a busy Python thread, as the server's batching workers decode next to
 Gradio's event loop: how much longer each part takes when it has to win Python's lock (GIL) back.
 
-    python benchmarks/bench_batch_lock.py [--model de-en-rnn-bahdanau] [--batch 8] [--rounds 15]
+    python benchmarks/bench_batch_lock.py [--model de-en-rnn-bahdanau] [--batch 8] [--rounds 15] [--strategy greedy|sample]
 
 Each PyTorch operation called from Python lets go of the lock while it computes and must take it back when it
 returns. Alone that costs nothing; next to a thread that runs Python all the time (the event loop under load), every
 such return waits until that thread is made to let go: up to one switch interval (the server's, 0.5 ms). This times,
 on one thread with the server's switch interval, the parts of ``batcher.run_together`` for ``--batch`` sentences of
-``load.py``'s mix (greedy, the served model): the encoder (``model.encode``), the decoder's first state
-(``model.init_state``), the decode (``decode_batch`` given that memory) and the whole ``run_together`` (these
-three, plus each result's pieces and checks), each alone and while another thread runs a pure-Python loop; medians
-of ``--rounds``. It also counts the PyTorch operations Python calls in one ``run_together`` (top-level operators in
-``torch.profiler``). ``docs/SPEED.md`` ("Under load") cites it.
+``load.py``'s mix (greedy, or with ``--strategy sample`` one sample each at the default settings; the served
+model): the encoder (``model.encode``), the decoder's first state (``model.init_state``), the decode
+(``decode_batch`` given that memory) and the whole ``run_together`` (these three, plus each result's pieces and
+checks), each alone and while another thread runs a pure-Python loop; medians of ``--rounds``. It also counts
+the PyTorch operations Python calls in one ``run_together`` (top-level operators in ``torch.profiler``).
+``docs/SPEED.md`` ("Under load") cites it.
 """
 
 from __future__ import annotations
@@ -91,11 +92,12 @@ def main() -> None:
     parser.add_argument("--model", default="de-en-rnn-bahdanau")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--strategy", choices=("greedy", "sample"), default="greedy")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     texts, _, _ = sentences(args.model)
-    translator, cfg = ModelRegistry().get(args.model), DecodeConfig()
+    translator, cfg = ModelRegistry().get(args.model), DecodeConfig(strategy=args.strategy, seed=1)
     chosen = [texts[i % len(texts)] for i in range(args.batch)]
     ids = [translator.source_ids(t) for t in chosen]
     model = translator.model
@@ -105,7 +107,7 @@ def main() -> None:
     parts: dict[str, Callable[[], object]] = {
         "encoder": lambda: model.encode(src),
         "first state": lambda: model.init_state(memory),
-        "decode": lambda: decode_batch(model, src, cfg, seeds=[None] * len(ids), memory=memory),
+        "decode": lambda: decode_batch(model, src, cfg, seeds=[b + 1 for b in range(len(ids))], memory=memory),
         "run_together": lambda: run_together(translator, chosen, [cfg] * len(ids), ids),
     }
     timed(parts, 3)  # warm-up
@@ -114,7 +116,7 @@ def main() -> None:
         busy = timed(parts, args.rounds)
     with torch.inference_mode():
         calls = python_calls(parts["run_together"])
-    print(f"{args.model}, {args.batch} sentences ({min(map(len, ids))}-{max(map(len, ids))} source tokens), greedy, "
+    print(f"{args.model}, {args.batch} sentences ({min(map(len, ids))}-{max(map(len, ids))} source tokens), {args.strategy}, "
           f"one thread, switch interval {SWITCH_INTERVAL_S * 1000:g} ms; medians of {args.rounds}")
     print(f"{'part':<14} {'alone':>9} {'busy thread':>12} {'extra':>8}")
     for name in parts:

@@ -130,7 +130,7 @@ def test_a_batch_decodes_in_one_call(served: tuple, monkeypatch) -> None:
         hyps = decode_batch(model, batch, DecodeConfig(), memory=memory)
         assert calls == ["encoder", "rows_loop"] and all(h.ids for (h,) in hyps)
         too_long = torch.full((batch.size(0),), model.cfg.max_positions + 1)
-        assert model.greedy_paths(memory, model.init_state(memory), torch.full((batch.size(0),), BOS_ID), too_long, 5, 5,
+        assert model.greedy_paths(memory, torch.full((batch.size(0),), BOS_ID), too_long, 5, 5,
                                   [batch.size(1)] * batch.size(0)) is None
 
 

@@ -232,13 +232,13 @@ def decode_batch(
             generators.append(torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31)))
     limits = [cfg.output_limit(src_lens[b]) for b in owner]  # [rows]
     adjust = cfg.uses_history or any(prefixes)
-    state = model.init_state(memory)
     paths_of = getattr(model, "greedy_paths", None)
     if cfg.strategy == "greedy" and not adjust and paths_of is not None:  # the whole loop in one call, where the model has one
-        rows = paths_of(memory, state, torch.full((B,), BOS_ID, dtype=torch.long), torch.tensor(limits),
+        rows = paths_of(memory, torch.full((B,), BOS_ID, dtype=torch.long), torch.tensor(limits),
                         max(cfg.alternatives, 1), cfg.alternatives, src_lens)
         if rows is not None:
             return [[_path_hypothesis(row)] for row in rows]
+    state = model.init_state(memory)
     live = list(range(len(owner)))  # the rows still writing, in order; their positions are this step's rows
     prev = torch.full((len(live),), BOS_ID, dtype=torch.long)
     history = torch.zeros(len(live), 0, dtype=torch.long) if cfg.uses_history else None  # [live, steps]

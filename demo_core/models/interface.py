@@ -16,7 +16,7 @@ given in place (a key/value cache): decoders only continue from the state a step
 A model may also offer plain greedy decoding in one call, which ``decoding.search`` uses when
 no logits processor or forced prefix needs the Python loop: ``greedy_trace(memory, first,
 limit, k)`` -> ``GreedyTrace`` (one source or a batch decoded to the end) and ``greedy_paths(memory,
-state, first, limits, k, alternatives, lengths)`` -> a ``GreedyPath`` per row (a batch whose rows leave at their
+first, limits, k, alternatives, lengths)`` -> a ``GreedyPath`` per row (a batch whose rows leave at their
 end, for ``decode_batch``). Either returns None where the model cannot, and must give what the three calls above give.
 """
 

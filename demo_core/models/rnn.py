@@ -191,13 +191,15 @@ class RNNSeq2Seq(nn.Module):
         return self.scripted_greedy(memory.values, memory.keys, memory.mask, *self._script_state(state), first, limits,
                                     min(k, self.cfg.tgt_vocab), EOS_ID)
 
-    def greedy_paths(self, memory: RNNMemory, state: RNNState, first: torch.Tensor, limits: torch.Tensor, k: int,
+    def greedy_paths(self, memory: RNNMemory, first: torch.Tensor, limits: torch.Tensor, k: int,
                      alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
         """What ``greedy_rows`` decodes, row by row: each row's tokens, their log-probs, its ``alternatives``
         top ids and probabilities per step and its attention [T, 1, 1, lengths[b]] (``RNNGreedy.rows``: one
-        TorchScript call and five ``tolist``, ``models.paths``). None where ``greedy_rows`` gives None."""
+        TorchScript call and five ``tolist``, ``models.paths``), from the first state of ``init_state``. None where
+        ``greedy_rows`` gives None."""
         if self.scripted_greedy is None or self.training:
             return None
+        state = self.init_state(memory)
         return paths(*self.scripted_greedy.rows(memory.values, memory.keys, memory.mask, state.hidden, state.feed, first,
                                                 limits, min(k, self.cfg.tgt_vocab), EOS_ID, alternatives, lengths))
 

@@ -13,8 +13,9 @@ steps run only the rows still writing. ``RNNGreedy.rows`` hands a batch's result
 row, ready for a few ``tolist`` calls, and ``encode`` and ``init_hidden`` are the encoder and the
 decoder's first state in one call each. A batch of requests thus costs Python three TorchScript
 calls and a handful of conversions instead of about 800 tensor operations, each of which would
-wait for the lock again while the web server's event loop holds it: under a busy Python thread, a
-batch of eight sentences went from 68 to 43 ms (``docs/SPEED.md``, "Under load").
+wait for the lock again while the web server's event loop holds it: next to a busy Python thread, a
+batch of eight sentences went from 81-87 to 46-54 ms (``benchmarks/bench_batch_lock.py``, ``docs/SPEED.md``,
+"Under load").
 
 ``RNNGreedy.step`` is one step of that loop on its own, and ``RNNSeq2Seq.decode_step`` of a served
 model calls it: beam search, sampling, the repetition options, forced prefixes and the decoding

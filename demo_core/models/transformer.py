@@ -349,11 +349,11 @@ class TransformerSeq2Seq(nn.Module):
             return None
         return self.packed_decoder.greedy(memory, first, limit, k, record)
 
-    def greedy_paths(self, memory: TransformerMemory, state: TransformerState, first: torch.Tensor, limits: torch.Tensor,
-                     k: int, alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
-        """Plain greedy decoding of a batch whose rows leave at their end, in one call (``PackedDecoder.paths``):
-        what ``decode_step`` in ``decode_batch``'s loop gives, row by row; None where that loop must run. ``state``
-        is the empty one of ``init_state``: the call keeps a cache of its own."""
+    def greedy_paths(self, memory: TransformerMemory, first: torch.Tensor, limits: torch.Tensor, k: int,
+                     alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
+        """Plain greedy decoding of a batch whose rows leave at their end, in one call (``PackedDecoder.paths``,
+        with a cache of its own): what ``decode_step`` in ``decode_batch``'s loop gives, row by row; None where that
+        loop must run."""
         if self.packed_decoder is None or self.training:
             return None
         return self.packed_decoder.paths(memory, first, limits, k, alternatives, lengths)

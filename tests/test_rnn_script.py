@@ -20,7 +20,7 @@ from demo_core.models.cpu import quantize_for_cpu
 from demo_core.pipeline import Translator
 from demo_core.tasks.datasets import pad
 from demo_core.text.tokenizer import BOS_ID
-from tests.test_transformer_script import assert_identical, assert_one_row_batches_identical
+from tests.test_transformer_script import SAMPLING, assert_identical, assert_one_row_batches_identical, assert_sampled_batches_identical
 
 
 def shipped_rnns() -> list[str]:
@@ -114,9 +114,11 @@ def test_the_script_encodes_as_python_does(served: tuple) -> None:
         assert state.feed is None or torch.equal(state.feed, expected.feed)
 
 
-def test_a_batch_decodes_in_three_script_calls(served: tuple, monkeypatch) -> None:
-    """A batch of plain greedy requests (``run_together``'s path) is encoded, started and decoded by one
-    TorchScript call each, so the decode hardly ever waits for Python's lock on a busy server."""
+@pytest.mark.parametrize("cfg", [DecodeConfig(), SAMPLING[1]], ids=["greedy", "sample"])
+def test_a_batch_decodes_in_three_script_calls(served: tuple, cfg: DecodeConfig, monkeypatch) -> None:
+    """A batch of plain greedy or sampling requests (``run_together``'s path) is encoded, started and decoded by one
+    TorchScript call each (a sampling batch passes its generators in), so the decode hardly ever waits for Python's
+    lock on a busy server."""
     translator, model, python = served
     calls: list[str] = []
     script = model.scripted_greedy
@@ -129,10 +131,16 @@ def test_a_batch_decodes_in_three_script_calls(served: tuple, monkeypatch) -> No
     monkeypatch.setitem(model.__dict__, "scripted_greedy", Counting())
     batch = pad([translator.source_ids(text) for text in translator.card.examples])
     with torch.inference_mode():
-        hyps = decode_batch(model, batch, DecodeConfig(), memory=model.encode(batch))
+        hyps = decode_batch(model, batch, cfg, memory=model.encode(batch))
     assert calls == ["encode", "init_hidden", "rows"]
-    assert len(hyps) == batch.size(0) and all(h.ids for (h,) in hyps)
+    assert len(hyps) == batch.size(0) and all(len(h) == cfg.num_samples and all(s.ids for s in h) for h in hyps)
 
 
 def test_a_batch_of_one_row_decodes_identically(served: tuple) -> None:
     assert_one_row_batches_identical(*served)
+
+
+def test_sampled_batches_decode_identically(served: tuple) -> None:
+    translator, model, python = served
+    assert_sampled_batches_identical(translator, model, python, translator.card.examples * 2)
+

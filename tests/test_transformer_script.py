@@ -130,7 +130,7 @@ def test_a_batch_decodes_in_one_call(served: tuple, monkeypatch) -> None:
         hyps = decode_batch(model, batch, DecodeConfig(), memory=memory)
         assert calls == ["encoder", "rows_loop"] and all(h.ids for (h,) in hyps)
         too_long = torch.full((batch.size(0),), model.cfg.max_positions + 1)
-        assert model.greedy_paths(memory, torch.full((batch.size(0),), BOS_ID), too_long, 5, 5,
+        assert model.batch_paths(memory, torch.full((batch.size(0),), BOS_ID), too_long, 5, 5,
                                   [batch.size(1)] * batch.size(0)) is None
 
 
@@ -158,3 +158,43 @@ def assert_one_row_batches_identical(translator: Translator, model: torch.nn.Mod
 
 def test_a_batch_of_one_row_decodes_identically(served: tuple) -> None:
     assert_one_row_batches_identical(*served)
+
+
+SAMPLING = (DecodeConfig(strategy="sample", num_samples=3, temperature=3.0),
+            DecodeConfig(strategy="sample", num_samples=4, top_k=20, top_p=0.9, alternatives=2),
+            DecodeConfig(strategy="sample", num_samples=1, temperature=0.7, max_len_a=0.5, max_len_b=2))
+
+
+def assert_sampled_batches_identical(translator: Translator, model: torch.nn.Module, python: torch.nn.Module,
+                                     texts: list[str]) -> None:
+    """A batch of sampling requests, each source with its own seed, draws in the model's TorchScript loop exactly
+    the tokens, log-probs, alternatives and attention that ``decode_batch``'s Python loop draws; the samples of a
+    source end at different steps, so finished rows draw from the dummy distribution while the others go on."""
+    batch = pad([translator.source_ids(text) for text in texts])
+    seeds = [17 * b + 1 for b in range(batch.size(0))]
+    apart = 0
+    for cfg in SAMPLING:
+        with torch.inference_mode():
+            got, want = decode_batch(model, batch, cfg, seeds=seeds), decode_batch(python, batch, cfg, seeds=seeds)
+        for a, b in zip(got, want, strict=True):
+            assert_identical(a, b)
+            apart += len({len(h.ids) for h in a}) > 1
+    assert apart > 0  # some source's samples ended at different steps
+
+
+def test_sampled_batches_decode_identically_folded_or_not(served: tuple) -> None:
+    translator, model, python = served
+    for copies in (1, 8):
+        assert_sampled_batches_identical(translator, model, python, translator.card.examples * copies)
+
+
+def test_a_sampled_batch_decodes_in_one_call(served: tuple, monkeypatch) -> None:
+    """A batch of sampling requests is one TorchScript loop too, generators passed in."""
+    translator, model, _ = served
+    calls: list[str] = []
+    real = transformer_fast.compiled
+    monkeypatch.setattr(transformer_fast, "compiled", lambda name: calls.append(name) or real(name))
+    batch = pad([translator.source_ids(text) for text in translator.card.examples])
+    with torch.inference_mode():
+        hyps = decode_batch(model, batch, SAMPLING[0], memory=model.encode(batch))
+    assert calls == ["encoder", "rows_loop"] and all(len(h) == 3 and all(s.ids for s in h) for h in hyps)

@@ -34,7 +34,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k most likely tokens; logits [N, V]."""
     if k <= 0 or k >= logits.size(-1):
         return logits
-    kth = logits.topk(k, dim=-1).values[:, -1:]
+    kth = torch.topk(logits, k, dim=-1)[0][:, -1:]  # [0]: the values (TorchScript has no ``.values`` here)
     return logits.masked_fill(logits < kth, float("-inf"))
 
 

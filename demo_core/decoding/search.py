@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from demo_core.decoding.config import DecodeConfig
+from demo_core.decoding.draw import draw_rows
 from demo_core.decoding.processors import adjust_log_probs, top_k_filter, top_p_filter
 from demo_core.decoding.recorder import BeamNode, Hypothesis, Recorder
-from demo_core.models.interface import GreedyPath, Memory, Seq2SeqModel
+from demo_core.models.interface import Draw, GreedyPath, Memory, Seq2SeqModel
 from demo_core.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -232,12 +233,13 @@ def decode_batch(
             generators.append(torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**31)))
     limits = [cfg.output_limit(src_lens[b]) for b in owner]  # [rows]
     adjust = cfg.uses_history or any(prefixes)
-    paths_of = getattr(model, "greedy_paths", None)
-    if cfg.strategy == "greedy" and not adjust and paths_of is not None:  # the whole loop in one call, where the model has one
-        rows = paths_of(memory, torch.full((B,), BOS_ID, dtype=torch.long), torch.tensor(limits),
-                        max(cfg.alternatives, 1), cfg.alternatives, src_lens)
+    paths_of = getattr(model, "batch_paths", None)
+    if not adjust and paths_of is not None:  # the whole loop in one call, where the model has one
+        draw = Draw(per, cfg.temperature, cfg.top_k, cfg.top_p, generators) if cfg.strategy == "sample" else None
+        rows = paths_of(memory, torch.full((len(owner),), BOS_ID, dtype=torch.long), torch.tensor(limits),
+                        max(cfg.alternatives, 1), cfg.alternatives, [src_lens[b] for b in owner], draw)
         if rows is not None:
-            return [[_path_hypothesis(row)] for row in rows]
+            return _by_source([_path_hypothesis(row) for row in rows], cfg, per)
     state = model.init_state(memory)
     live = list(range(len(owner)))  # the rows still writing, in order; their positions are this step's rows
     prev = torch.full((len(live),), BOS_ID, dtype=torch.long)
@@ -246,15 +248,16 @@ def decode_batch(
     step = 0
     while live:
         log_probs, state, attn = model.decode_step(memory, state, prev)  # [n, V], [n, L, H, S]
-        runs = _runs([owner[row] for row in live])  # (source, start, end) of each source's live rows
         if adjust:
+            runs = _runs([owner[row] for row in live])  # (source, start, end) of each source's live rows
             log_probs = torch.cat([adjust_log_probs(log_probs[i:j], None if history is None else history[i:j], cfg, step,
                                                     prefixes[b]) for b, i, j in runs])
         top = log_probs.topk(min(max(cfg.alternatives, 1), log_probs.size(-1)), dim=-1)
         if cfg.strategy == "greedy":
             tokens = top.indices[:, 0]
         else:
-            tokens = _draw(log_probs, cfg, runs, live, generators)
+            tokens = draw_rows(log_probs, torch.tensor(live), per, cfg.temperature, cfg.top_k, cfg.top_p, generators,
+                               PAD_ID)
         _append_step(paths, live, tokens, log_probs.gather(1, tokens[:, None])[:, 0], top.indices, top.values,
                      attn, cfg.alternatives, [src_lens[owner[row]] for row in live])
         step += 1
@@ -269,9 +272,14 @@ def decode_batch(
             history = None if history is None else history.index_select(0, index)
             live = [live[pos] for pos in keep]
         prev = tokens
-    hyps = [_hypothesis(path) for path in paths]
-    out = [hyps[b * per : (b + 1) * per] for b in range(B)]
-    if cfg.strategy == "sample":  # the most likely first, as ``sample`` returns them (stable for ties)
+    return _by_source([_hypothesis(path) for path in paths], cfg, per)
+
+
+def _by_source(hyps: list[Hypothesis], cfg: DecodeConfig, per: int) -> list[list[Hypothesis]]:
+    """A batch's hypotheses (``per`` consecutive rows a source) grouped by source; samples the most likely first, as
+    ``sample`` returns them (stable for ties)."""
+    out = [hyps[b : b + per] for b in range(0, len(hyps), per)]
+    if cfg.strategy == "sample":
         out = [sorted(h, key=lambda h: h.score, reverse=True) for h in out]
     return out
 
@@ -292,27 +300,6 @@ def _append_step(paths: list[dict[str, list]], rows: list[int], tokens: torch.Te
         path["alt_ids"].append(alt_ids)
         path["alt_probs"].append(alt_probs)
         path["attention"].append(attn[pos, :, :, :length])
-
-
-def _draw(log_probs: torch.Tensor, cfg: DecodeConfig, runs: list[tuple[int, int, int]], live: list[int],
-          generators: list[torch.Generator]) -> torch.Tensor:
-    """One sampled token per live row (``live``: their row numbers, source b owning rows
-    b * num_samples onwards), log_probs [n, V]. Each source draws with its own generator for all
-    of its rows, as ``sample`` does alone: a draw depends on how many rows it is for, not on the
-    other rows' probabilities, so finished rows draw from a dummy one-token distribution."""
-    probs = top_p_filter(top_k_filter(log_probs / cfg.temperature, cfg.top_k), cfg.top_p).softmax(-1)  # [n, V]
-    tokens = torch.empty(log_probs.size(0), dtype=torch.long)
-    per = cfg.num_samples
-    for b, i, j in runs:
-        if j - i == per:  # every row of source b still writes
-            tokens[i:j] = torch.multinomial(probs[i:j], 1, generator=generators[b]).squeeze(1)
-            continue
-        full = torch.zeros(per, probs.size(1))  # [num_samples, V]
-        full[:, PAD_ID] = 1.0
-        offsets = torch.tensor([live[pos] - b * per for pos in range(i, j)], dtype=torch.long)
-        full[offsets] = probs[i:j]
-        tokens[i:j] = torch.multinomial(full, 1, generator=generators[b]).squeeze(1)[offsets]
-    return tokens
 
 
 def _path_hypothesis(path: GreedyPath) -> Hypothesis:

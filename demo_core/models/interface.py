@@ -15,9 +15,10 @@ given in place (a key/value cache): decoders only continue from the state a step
 
 A model may also offer plain greedy decoding in one call, which ``decoding.search`` uses when
 no logits processor or forced prefix needs the Python loop: ``greedy_trace(memory, first,
-limit, k)`` -> ``GreedyTrace`` (one source or a batch decoded to the end) and ``greedy_paths(memory,
-first, limits, k, alternatives, lengths)`` -> a ``GreedyPath`` per row (a batch whose rows leave at their
-end, for ``decode_batch``). Either returns None where the model cannot, and must give what the three calls above give.
+limit, k)`` -> ``GreedyTrace`` (one source or a batch decoded to the end) and ``batch_paths(memory,
+first, limits, k, alternatives, lengths, draw)`` -> a ``GreedyPath`` per row (a batch whose rows leave at their
+end, for ``decode_batch``: greedy, or sampling as ``draw`` says). Either returns None where the model cannot, and
+must give what the three calls above give.
 """
 
 from __future__ import annotations
@@ -73,8 +74,20 @@ class GreedyTrace:
 
 
 @dataclass(frozen=True)
+class Draw:
+    """How a batch's rows sample in a model's ``batch_paths`` (``decoding.draw.draw_rows``): ``per`` consecutive rows
+    a source, each source drawing from its own generator (``generators[b]``)."""
+
+    per: int
+    temperature: float
+    top_k: int  # 0: off
+    top_p: float  # 1.0: off
+    generators: list[torch.Generator]
+
+
+@dataclass(frozen=True)
 class GreedyPath:
-    """One row of a batch's plain greedy decoding run by a model in one call (its optional ``greedy_paths``), as
+    """One row of a batch's greedy or sampling decode run by a model in one call (its optional ``batch_paths``), as
     ``decoding.search.decode_batch``'s own loop records it: one entry per step the row wrote."""
 
     ids: list[int]  # [T] its tokens, EOS included where it ended there

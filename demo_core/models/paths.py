@@ -1,12 +1,12 @@
-"""A batch's greedy decode, run in TorchScript, handed back to Python row by row.
+"""A batch's greedy or sampling decode, run in TorchScript, handed back to Python row by row.
 
-``decoding.search.decode_batch`` records a batch's greedy steps per row: each row's tokens, their
+``decoding.search.decode_batch`` records a batch's steps per row: each row's tokens, their
 log-probs, the alternatives and the attention cut to the row's source length. Read step by step
 from Python that is several tensor operations per step and row (about 800 for eight sentences),
 and on a busy server each of them waits for Python's lock again while the web server's event loop
 holds it. The models' TorchScript loops (``models.rnn_script``, ``models.transformer_script``)
-record each step with ``record``, drop finished rows where ``leaving`` says, and call ``by_row`` at the
-end; Python reads the result with ``paths``: five ``tolist`` calls.
+pick each step's tokens with ``decoding.draw.pick``, record them with ``record``, drop finished
+rows where ``leaving`` says, and call ``by_row`` at the end; Python reads the result with ``paths``: five ``tolist`` calls.
 ``by_row`` is written in TorchScript's subset of Python; it only moves numbers, so every value is
 the one the loop computed.
 """
@@ -18,23 +18,24 @@ import torch
 from demo_core.models.interface import GreedyPath
 
 
-def step_lists() -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """Empty lists for ``record``: each step's rows, tokens, top ids, top log-probs and attention."""
-    return [], [], [], [], []
+def step_lists() -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor],
+                        list[torch.Tensor], list[torch.Tensor]]:
+    """Empty lists for ``record``: each step's rows, tokens, their log-probs, top ids, top log-probs and attention."""
+    return [], [], [], [], [], []
 
 
-def record(steps: list[torch.Tensor], tokens: list[torch.Tensor], top_ids: list[torch.Tensor],
-           top_values: list[torch.Tensor], attention: list[torch.Tensor], rows: torch.Tensor, ids: torch.Tensor,
-           values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Append one greedy step to the lists ``by_row`` reads: the rows still writing [n], their top ids and log-probs
-    [n, k], attention [n, ...]. Returns the step's tokens [n] (each row's best)."""
-    token = ids.select(1, 0)
+def record(steps: list[torch.Tensor], tokens: list[torch.Tensor], logprobs: list[torch.Tensor],
+           top_ids: list[torch.Tensor], top_values: list[torch.Tensor], attention: list[torch.Tensor],
+           rows: torch.Tensor, token: torch.Tensor, logprob: torch.Tensor, ids: torch.Tensor, values: torch.Tensor,
+           weights: torch.Tensor) -> None:
+    """Append one step to the lists ``by_row`` reads: the rows still writing [n], their tokens and those tokens'
+    log-probs [n] (``decoding.draw.pick``), their top ids and log-probs [n, k], attention [n, ...]."""
     steps.append(rows)
     tokens.append(token)
+    logprobs.append(logprob)
     top_ids.append(ids)
     top_values.append(values)
     attention.append(weights)
-    return token
 
 
 def leaving(token: torch.Tensor, limits: torch.Tensor, eos: int, written: int) -> tuple[bool, torch.Tensor | None]:
@@ -49,11 +50,11 @@ def leaving(token: torch.Tensor, limits: torch.Tensor, eos: int, written: int) -
 
 
 def by_row(
-    steps: list[torch.Tensor], tokens: list[torch.Tensor], top_ids: list[torch.Tensor], top_values: list[torch.Tensor],
-    attention: list[torch.Tensor], rows: int, alternatives: int, lengths: list[int],
+    steps: list[torch.Tensor], tokens: list[torch.Tensor], logprobs: list[torch.Tensor], top_ids: list[torch.Tensor],
+    top_values: list[torch.Tensor], attention: list[torch.Tensor], rows: int, alternatives: int, lengths: list[int],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """A greedy loop's steps (per step t: the rows still writing [n_t], their tokens [n_t], top ids and log-probs
-    [n_t, k], attention [n_t, L, H, S]) regrouped by row: each row's step count [rows], then row after row, and
+    """A loop's steps (per step t: the rows still writing [n_t], their tokens and log-probs [n_t], top ids and
+    log-probs [n_t, k], attention [n_t, L, H, S]) regrouped by row: each row's step count [rows], then row after row, and
     step after step within a row, the tokens [N], their log-probs [N], the ``alternatives`` top ids and their
     probabilities [N, alternatives], and per row its attention [T_b, L, H, lengths[b]]. The probabilities are
     each step's ``exp`` of its own top log-probs, as ``decode_batch``'s Python loop takes them."""
@@ -61,13 +62,13 @@ def by_row(
     order = torch.sort(written, stable=True)[1]  # [N] row by row, each row's steps in order
     counts = torch.bincount(written, minlength=rows)  # [rows]
     ids = torch.cat(tokens).index_select(0, order)
-    logprobs = torch.cat([v[:, 0] for v in top_values]).index_select(0, order)
+    chosen = torch.cat(logprobs).index_select(0, order)
     alt_ids = torch.cat([i[:, :alternatives] for i in top_ids]).index_select(0, order)
     alt_probs = torch.cat([v[:, :alternatives].exp() for v in top_values]).index_select(0, order)
     sizes: list[int] = counts.tolist()
     per_row = torch.cat(attention).index_select(0, order).split(sizes)  # [T_b, L, H, S] each
     cut = [a[:, :, :, : lengths[b]].contiguous() for b, a in enumerate(per_row)]
-    return counts, ids, logprobs, alt_ids, alt_probs, cut
+    return counts, ids, chosen, alt_ids, alt_probs, cut
 
 
 def paths(counts: torch.Tensor, ids: torch.Tensor, logprobs: torch.Tensor, alt_ids: torch.Tensor,

@@ -25,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from demo_core.models.attention import AdditiveAttention, SigmoidAdditiveAttention, build_attention
 from demo_core.models.cpu import pack_linears, tied_projection
 from demo_core.models.gru_step import StepGRU
-from demo_core.models.interface import GreedyPath, GreedyTrace, Memory, State
+from demo_core.models.interface import Draw, GreedyPath, GreedyTrace, Memory, State
 from demo_core.models.paths import paths
 from demo_core.models.rnn_script import scripted
 from demo_core.text.tokenizer import EOS_ID, PAD_ID
@@ -191,17 +191,19 @@ class RNNSeq2Seq(nn.Module):
         return self.scripted_greedy(memory.values, memory.keys, memory.mask, *self._script_state(state), first, limits,
                                     min(k, self.cfg.tgt_vocab), EOS_ID)
 
-    def greedy_paths(self, memory: RNNMemory, first: torch.Tensor, limits: torch.Tensor, k: int,
-                     alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
-        """What ``greedy_rows`` decodes, row by row: each row's tokens, their log-probs, its ``alternatives``
-        top ids and probabilities per step and its attention [T, 1, 1, lengths[b]] (``RNNGreedy.rows``: one
-        TorchScript call and five ``tolist``, ``models.paths``), from the first state of ``init_state``. None where
-        ``greedy_rows`` gives None."""
+    def batch_paths(self, memory: RNNMemory, first: torch.Tensor, limits: torch.Tensor, k: int,
+                    alternatives: int, lengths: list[int], draw: Draw | None = None) -> list[GreedyPath] | None:
+        """What ``greedy_rows`` decodes (or, with ``draw``, samples), row by row: each row's tokens, their log-probs,
+        its ``alternatives`` top ids and probabilities per step and its attention [T, 1, 1, lengths[b]]
+        (``RNNGreedy.rows``: one TorchScript call and five ``tolist``, ``models.paths``), from the first state of
+        ``init_state``. None where ``greedy_rows`` gives None."""
         if self.scripted_greedy is None or self.training:
             return None
         state = self.init_state(memory)
+        d = draw or Draw(1, 1.0, 0, 1.0, [])
         return paths(*self.scripted_greedy.rows(memory.values, memory.keys, memory.mask, state.hidden, state.feed, first,
-                                                limits, min(k, self.cfg.tgt_vocab), EOS_ID, alternatives, lengths))
+                                                limits, min(k, self.cfg.tgt_vocab), EOS_ID, alternatives, lengths,
+                                                d.per, d.temperature, d.top_k, d.top_p, d.generators))
 
     def greedy_trace(self, memory: RNNMemory, first: torch.Tensor, limit: int, k: int,
                      record: bool = True) -> GreedyTrace | None:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from demo_core.decoding.draw import pick
 from demo_core.models.paths import by_row, leaving, record, step_lists
 from demo_core.models.topk import top_chunk, top_k
 from demo_core.text.tokenizer import PAD_ID
@@ -111,14 +112,30 @@ class RNNGreedy(nn.Module):
         each row's output limit [B]. Returns per step t, for the n_t rows still writing: their row
         numbers [n_t], tokens [n_t], top ``k`` tokens and log-probs [n_t, k] (the token's own
         log-prob is the first) and attention [n_t, S]."""
+        steps, tokens, _, top_ids, top_values, attention = self._loop(
+            values, keys, mask, hidden, feed, first, limits, k, eos, 1, 1.0, 0, 1.0, [])
+        return steps, tokens, top_ids, top_values, attention
+
+    def _loop(
+        self, values: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor, feed: torch.Tensor,
+        first: torch.Tensor, limits: torch.Tensor, k: int, eos: int, per: int, temperature: float, top_k_n: int,
+        top_p: float, generators: list[torch.Generator],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor],
+               list[torch.Tensor]]:
+        """``forward``'s loop, greedy where ``generators`` is empty, else sampling: ``decoding.draw.pick`` with
+        ``per`` rows a source, each source drawing from its own generator. Also returns each step's tokens'
+        log-probs [n_t]."""
         rows = torch.arange(first.size(0))
-        steps, tokens, top_ids, top_values, attention = step_lists()
+        steps, tokens, logprobs, top_ids, top_values, attention = step_lists()
         prev = first
         step = 0
         while True:
             log_probs, hidden, feed, weights = self.step(values, keys, mask, hidden, feed, prev)  # [n, V], ...
             values_k, ids_k = top_k(log_probs, k, self.chunk)  # [n, k] each
-            token = record(steps, tokens, top_ids, top_values, attention, rows, ids_k, values_k, weights)
+            token, logprob = pick(log_probs, ids_k, values_k, rows, per, temperature, top_k_n, top_p, generators,
+                                  self.pad_id)
+            record(steps, tokens, logprobs, top_ids, top_values, attention, rows, token, logprob, ids_k, values_k,
+                   weights)
             step += 1
             going, index = leaving(token, limits, eos, step)
             if not going:
@@ -130,22 +147,24 @@ class RNNGreedy(nn.Module):
                     feed = feed.index_select(0, index)
                 token, rows, limits = token.index_select(0, index), rows.index_select(0, index), limits.index_select(0, index)
             prev = token
-        return steps, tokens, top_ids, top_values, attention
+        return steps, tokens, logprobs, top_ids, top_values, attention
 
     @torch.jit.export
     def rows(
         self, values: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor,
         feed: torch.Tensor | None, first: torch.Tensor, limits: torch.Tensor, k: int, eos: int, alternatives: int,
-        lengths: list[int],
+        lengths: list[int], per: int, temperature: float, top_k_n: int, top_p: float, generators: list[torch.Generator],
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """``forward`` with its steps regrouped by row (``models.paths.by_row``), so that Python reads a batch's
+        """``_loop`` with its steps regrouped by row (``models.paths.by_row``), so that Python reads a batch's
         results with a few ``tolist`` calls: hidden [B, L, Hd] (as ``RNNState`` holds it), Luong feed [B, Hd] or
-        None, ``alternatives`` of the top ``k`` kept, each row's source length (``lengths``)."""
+        None, ``alternatives`` of the top ``k`` kept, each row's source length (``lengths``); greedy where
+        ``generators`` is empty, else sampling ``per`` rows a source (``decoding.draw``)."""
         state = hidden.transpose(0, 1).contiguous()  # [L, B, Hd]
-        steps, tokens, top_ids, top_values, attention = self.forward(
-            values, keys, mask, state, feed if feed is not None else state.new_zeros(0), first, limits, k, eos)
-        return by_row(steps, tokens, top_ids, top_values, [a[:, None, None, :] for a in attention], first.size(0),
-                      alternatives, lengths)  # attention: one layer, one head
+        steps, tokens, logprobs, top_ids, top_values, attention = self._loop(
+            values, keys, mask, state, feed if feed is not None else state.new_zeros(0), first, limits, k, eos, per,
+            temperature, top_k_n, top_p, generators)
+        return by_row(steps, tokens, logprobs, top_ids, top_values, [a[:, None, None, :] for a in attention],
+                      first.size(0), alternatives, lengths)  # attention: one layer, one head
 
 
 _LOCK = threading.Lock()

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from demo_core.models.cpu import pack_linears
-from demo_core.models.interface import GreedyPath, GreedyTrace
+from demo_core.models.interface import Draw, GreedyPath, GreedyTrace
 from demo_core.models.transformer_fast import PackedDecoder, PackedEncoder, TransformerMemory
 from demo_core.models.transformer_state import TransformerState, grow_cache
 from demo_core.text.tokenizer import PAD_ID
@@ -349,14 +349,14 @@ class TransformerSeq2Seq(nn.Module):
             return None
         return self.packed_decoder.greedy(memory, first, limit, k, record)
 
-    def greedy_paths(self, memory: TransformerMemory, first: torch.Tensor, limits: torch.Tensor, k: int,
-                     alternatives: int, lengths: list[int]) -> list[GreedyPath] | None:
-        """Plain greedy decoding of a batch whose rows leave at their end, in one call (``PackedDecoder.paths``,
-        with a cache of its own): what ``decode_step`` in ``decode_batch``'s loop gives, row by row; None where that
-        loop must run."""
+    def batch_paths(self, memory: TransformerMemory, first: torch.Tensor, limits: torch.Tensor, k: int,
+                    alternatives: int, lengths: list[int], draw: Draw | None = None) -> list[GreedyPath] | None:
+        """Plain greedy decoding (or, with ``draw``, sampling) of a batch whose rows leave at their end, in one call
+        (``PackedDecoder.paths``, with a cache of its own): what ``decode_step`` in ``decode_batch``'s loop gives,
+        row by row; None where that loop must run."""
         if self.packed_decoder is None or self.training:
             return None
-        return self.packed_decoder.paths(memory, first, limits, k, alternatives, lengths)
+        return self.packed_decoder.paths(memory, first, limits, k, alternatives, lengths, draw)
 
     # --- internals ------------------------------------------------------------------------
 

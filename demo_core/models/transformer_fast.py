@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demo_core.models.interface import GreedyPath, GreedyTrace, Memory, Rows, State
+from demo_core.models.interface import Draw, GreedyPath, GreedyTrace, Memory, Rows, State
 from demo_core.models.paths import paths
 from demo_core.models.topk import top_chunk
 from demo_core.models.transformer_script import compiled
@@ -324,10 +324,11 @@ class PackedDecoder(nn.Module):
         return GreedyTrace(*out)
 
     def paths(self, memory: TransformerMemory, first: torch.Tensor, limits: torch.Tensor, k: int, alternatives: int,
-              lengths: list[int]) -> list[GreedyPath] | None:
-        """Plain greedy decoding of a batch from ``first`` [B], each row leaving at its EOS or its own limit
-        (``limits`` [B]), in one TorchScript call (``transformer_script.rows_loop``): what ``step`` in
-        ``decode_batch``'s Python loop gives, row by row (``models.paths``). None where that loop must run."""
+              lengths: list[int], draw: Draw | None = None) -> list[GreedyPath] | None:
+        """Plain greedy decoding (or, with ``draw``, sampling) of a batch from ``first`` [B], each row leaving at its
+        EOS or its own limit (``limits`` [B]), in one TorchScript call (``transformer_script.rows_loop``): what
+        ``step`` in ``decode_batch``'s Python loop gives, row by row (``models.paths``). None where that loop must
+        run."""
         self._bound()
         limit = int(limits.max())
         if self._scripted is None or not 1 <= limit <= self.max_positions:
@@ -338,9 +339,10 @@ class PackedDecoder(nn.Module):
         if not folded:
             cross = (memory.bias, *cross[1:])  # [B, 1, 1, S]: the loop expands it per layer, as ``_cross`` does
         (embedding, positions, weights), output = self._scripted
+        d = draw or Draw(1, 1.0, 0, 1.0, [])
         return paths(*compiled("rows_loop")(first, limits, cache, embedding, positions, weights, folded, *cross, *output,
                                             H, min(k, self.output.out_features), EOS_ID, self.top_chunk, alternatives,
-                                            lengths))
+                                            lengths, d.per, d.temperature, d.top_k, d.top_p, d.generators, PAD_ID))
 
     def _bind(self) -> list[dict[str, Linear]]:
         """Every layer's projections and norms as direct calls (``_direct``), the output's last."""

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from demo_core.decoding.draw import pick
 from demo_core.models.paths import by_row, leaving, record, step_lists
 from demo_core.models.topk import top_k
 
@@ -220,16 +221,18 @@ def rows_loop(
     weights: list[torch.Tensor], folded: bool, cross_bias: torch.Tensor, cross_keys: torch.Tensor,
     cross_values: torch.Tensor, output_packed: list[torch.classes.quantized.LinearPackedParamsBase],
     output_w: torch.Tensor, output_b: torch.Tensor, final_w: torch.Tensor, final_b: torch.Tensor, n_heads: int,
-    k: int, eos: int, chunk: int, alternatives: int, lengths: list[int], beta: float = 1.0,
+    k: int, eos: int, chunk: int, alternatives: int, lengths: list[int], per: int, temperature: float, top_k_n: int,
+    top_p: float, generators: list[torch.Generator], pad: int, beta: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Greedy decoding of B rows, each leaving at its EOS or its own limit (``limits`` [B]), as
+    """Greedy decoding (``generators`` empty) or sampling (``per`` rows a source, each source drawing from its own
+    generator: ``decoding.draw.pick``) of B rows, each leaving at its EOS or its own limit (``limits`` [B]), as
     ``decoding.search.decode_batch``'s loop runs it with ``decoder_step``; the results regrouped by row
     (``models.paths.by_row``). cache [L, B, 2, H, >= max(limits), d], zeros. ``folded``: the memory's
     folded products (cross_bias [B, L, 1, H*S], keys [B, L, D, H*S], values [B, L, H*S, D]); otherwise the
     padding bias as the memory holds it, [B, 1, 1, S], and the keys and values [B, L, H, S, d]. The rows that
     leave are dropped from the cache and the memory, as ``select`` drops them in that loop."""
     rows = torch.arange(first.size(0))
-    steps, tokens, top_ids, top_values, attention = step_lists()
+    steps, tokens, logprobs, top_ids, top_values, attention = step_lists()
     layers = cross_keys.size(1)
     prev = first
     t = 0
@@ -239,7 +242,8 @@ def rows_loop(
                                      cross_keys.unbind(1), cross_values.unbind(1), output_packed, output_w, output_b,
                                      final_w, final_b, n_heads, beta)  # [n, V], [n, L, H, S]
         values, ids = top_k(log_probs, k, chunk)  # [n, k] each
-        token = record(steps, tokens, top_ids, top_values, attention, rows, ids, values, att)
+        token, logprob = pick(log_probs, ids, values, rows, per, temperature, top_k_n, top_p, generators, pad)
+        record(steps, tokens, logprobs, top_ids, top_values, attention, rows, token, logprob, ids, values, att)
         t += 1
         going, index = leaving(token, limits, eos, t)
         if not going:
@@ -250,7 +254,7 @@ def rows_loop(
                                                     cross_values.index_select(0, index))
             token, rows, limits = token.index_select(0, index), rows.index_select(0, index), limits.index_select(0, index)
         prev = token
-    return by_row(steps, tokens, top_ids, top_values, attention, first.size(0), alternatives, lengths)
+    return by_row(steps, tokens, logprobs, top_ids, top_values, attention, first.size(0), alternatives, lengths)
 
 
 _COMPILED: dict[str, Any] = {}

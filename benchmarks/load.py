@@ -1,14 +1,15 @@
 """Load test: many clients calling ``/generate`` at once, against one client in the same run.
 
 Run from the repository root: ``python benchmarks/load.py [--clients 20] [--requests 50]
-[--model de-en-rnn-bahdanau] [--max-seconds 600] [--api both|gradio|plain]``. It starts ``python app.py`` on a free port
+[--model de-en-rnn-bahdanau] [--max-seconds 600] [--api both|gradio|plain] [--strategy greedy|sample]``. It starts ``python app.py`` on a free port
 (in the environment, for comparison: ``S2S_MAX_BATCH=1`` turns batching off; ``S2S_STOCK_GRADIO=1`` leaves
 Gradio's per-call work as shipped: eager sessions, the monitoring summary after every event, two failed imports per
 event, every reply walked twice for files, the call routes matched 37th to 45th, a task's repr built per
 event-stream message: see ``app.launch``; ``S2S_SWITCH_INTERVAL=0.005`` runs the server with
 Python's default GIL switch interval instead of 0.5 ms; ``S2S_SHORT_WORKERS=1`` decodes one batch of short requests at a time instead of two;
 ``S2S_GC_THRESHOLD=0`` leaves Python's cycle collector as it is: see ``demo_core.serving.gc_tuning``) and sends raw
-HTTP calls (``benchmarks/http_api.py``), greedy decoding of a mix of sentence lengths (the card's examples, 7-22 source
+HTTP calls (``benchmarks/http_api.py``), greedy decoding (``--strategy sample``: one sample at the default settings, in
+the baseline and the load) of a mix of sentence lengths (the card's examples, 7-22 source
 tokens with EOS for de-en-rnn-bahdanau, and pairs of them, 17-41). Phases 1-4 run against Gradio's API
 (``POST /gradio_api/call/generate``, then its event stream: what a script without ``gradio_client`` sends), then again
 against the plain route (``POST /gradio_api/v1/generate``, one request), each with half of ``--max-seconds``:
@@ -279,8 +280,8 @@ def call(api: Api, phase: Phase, lock: threading.Lock, text: str, model: str, **
 
 
 def clients(api: Api, name: str, n_clients: int, n_requests: int, texts: list[str], model: str, budget_s: float,
-            refused: bool = False) -> Phase:
-    """``n_clients`` threads, each sending ``n_requests`` calls back to back (stopping at ``budget_s``);
+            refused: bool = False, strategy: str = "greedy") -> Phase:
+    """``n_clients`` threads, each sending ``n_requests`` calls of ``strategy`` back to back (stopping at ``budget_s``);
     ``refused``: empty texts, which the server refuses before decoding (what the call costs without a decode)."""
     phase, lock = Phase(name), threading.Lock()
     deadline = time.perf_counter() + budget_s
@@ -296,7 +297,7 @@ def clients(api: Api, name: str, n_clients: int, n_requests: int, texts: list[st
                 with lock:  # the expected refusal is this phase's answer
                     phase.add(not reply.ok, reply.seconds, None if not reply.ok else "an empty text was decoded")
             else:
-                call(api, phase, lock, texts[(c * 7 + i) % len(texts)], model, strategy="greedy")
+                call(api, phase, lock, texts[(c * 7 + i) % len(texts)], model, strategy=strategy)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(n_clients) as pool:
@@ -342,6 +343,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=100, help="calls of the one-client baseline")
     parser.add_argument("--long", type=int, default=8, help="clients sending long requests in phase 3")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="the whole run's bound (all phases)")
+    parser.add_argument("--strategy", choices=["greedy", "sample"], default="greedy",
+                        help="what the baseline and the load send (sample: one sample, default settings, no seed)")
     parser.add_argument("--api", choices=["both", "gradio", "plain"], default="both",
                         help="Gradio's API, the plain /gradio_api/v1 routes, or both (each its own phases, one after the other)")
     args = parser.parse_args()
@@ -378,13 +381,13 @@ def run_phases(api: Api, name: str, pid: int, args: argparse.Namespace, texts: l
     # The baseline's calls are split around the load phase, half before and half after, and pooled: the machine's speed
     # drifts within a run (other jobs on the host), and a baseline taken at one moment alone moved the ratio by +-20%.
     before = measured(pid, lambda: clients(api, "1 client (baseline), before the load", 1, args.baseline // 2, texts,
-                                           args.model, budget_s * 0.1))
+                                           args.model, budget_s * 0.1, strategy=args.strategy))
     print(before.line(), flush=True)
     load = measured(pid, lambda: clients(api, f"{args.clients} clients x {args.requests}", args.clients, args.requests,
-                                         texts, args.model, budget_s * 0.5))
+                                         texts, args.model, budget_s * 0.5, strategy=args.strategy))
     print(load.line(), flush=True)
     after = measured(pid, lambda: clients(api, "1 client (baseline), after the load", 1, args.baseline - args.baseline // 2,
-                                          texts, args.model, budget_s * 0.1))
+                                          texts, args.model, budget_s * 0.1, strategy=args.strategy))
     print(after.line(), flush=True)
     baseline = pooled("1 client (baseline), both halves", before, after)
     print(baseline.line(), flush=True)

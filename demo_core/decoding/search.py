@@ -303,7 +303,7 @@ def _append_step(paths: list[dict[str, list]], rows: list[int], tokens: torch.Te
 
 
 def _path_hypothesis(path: GreedyPath) -> Hypothesis:
-    """The hypothesis of one row of ``decode_batch`` (a model's ``greedy_paths``, or the loop's own path through
+    """The hypothesis of one row of ``decode_batch`` (a model's ``batch_paths``, or the loop's own path through
     ``_hypothesis``), as ``Recorder.hypothesis`` builds it (no length penalty)."""
     score = float(sum(path.logprobs))
     return Hypothesis(

@@ -1,4 +1,5 @@
-"""Greedy decoding of an RNN attention model as one TorchScript module, rows leaving at their end.
+"""Greedy (and batched sampling) decoding of an RNN attention model as one TorchScript module, rows leaving at
+their end.
 
 A decoder step of ``RNNSeq2Seq`` is about 20 small operations. Called from Python, each one takes
 Python's global interpreter lock (GIL) back when it returns, so on a server a decode and the web
@@ -9,16 +10,18 @@ same order (``_step`` and ``decode_step`` of ``models.rnn``), so the tokens, log
 alternatives and attention are bit for bit the Python loop's (``tests/test_rnn_script.py``).
 
 A row leaves the batch at its EOS or its own length limit, as in ``decode_batch``: the later
-steps run only the rows still writing. ``RNNGreedy.rows`` hands a batch's results back grouped by
-row, ready for a few ``tolist`` calls, and ``encode`` and ``init_hidden`` are the encoder and the
-decoder's first state in one call each. A batch of requests thus costs Python three TorchScript
-calls and a handful of conversions instead of about 800 tensor operations, each of which would
-wait for the lock again while the web server's event loop holds it: next to a busy Python thread, a
-batch of eight sentences went from 81-87 to 46-54 ms (``benchmarks/bench_batch_lock.py``, ``docs/SPEED.md``,
-"Under load").
+steps run only the rows still writing. A batch of sampling requests runs the same loop, drawing
+with ``decoding.draw.draw_rows`` (each source its own generator), which ``decode_batch``'s Python
+loop calls too. ``RNNGreedy.rows`` hands a batch's results back grouped by row, ready for a few
+``tolist`` calls, and ``encode`` and ``init_hidden`` are the encoder and the decoder's first state
+in one call each. A batch of requests thus costs Python three TorchScript calls and a handful of
+conversions instead of hundreds to thousands of tensor operations, each of which would wait for
+the lock again while the web server's event loop holds it: next to a busy Python thread, a greedy
+batch of eight sentences went from 81-87 to 46-54 ms, a sampling batch from 359-367 to 42 ms
+(``benchmarks/bench_batch_lock.py``, ``docs/SPEED.md``, "Under load").
 
 ``RNNGreedy.step`` is one step of that loop on its own, and ``RNNSeq2Seq.decode_step`` of a served
-model calls it: beam search, sampling, the repetition options, forced prefixes and the decoding
+model calls it: beam search, one source's sampling, the repetition options, forced prefixes and the decoding
 lab step through TorchScript too, one call a step (beam 5: 48.5 against 60.6 ms from Python,
 ``python benchmarks/bench_rnn_step.py``).
 """
@@ -89,7 +92,7 @@ class RNNGreedy(nn.Module):
         """One decoder step, ``RNNSeq2Seq.decode_step`` inside TorchScript (``forward`` loops over it): memory
         values [B, S, 2H], keys [B, S, A], mask [B, S], hidden [L, B, Hd], Luong feed [B, Hd] (ignored for additive
         attention), previous tokens [B] -> log-probs [B, V], hidden [L, B, Hd], feed (``feed`` itself for additive
-        attention), attention [B, S]. Every strategy other than plain greedy steps through it."""
+        attention), attention [B, S]. Every strategy that ``_loop`` does not run steps through it."""
         y = self.embed(prev)  # [B, E]
         if self.luong:
             _, hidden = self.decoder(torch.cat([y, feed], -1).unsqueeze(1), hidden)

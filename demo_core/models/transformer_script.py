@@ -10,7 +10,9 @@ checks it on the shipped models), with less work between operations:
 * ``decoder_step``: ``PackedDecoder``'s step, embedding to log-probabilities (``layers_step``
   with the cache and the memory split by layer, which ``greedy_loop`` does once per decode);
 * ``greedy_loop``: plain greedy decoding, ``decoder_step`` in the loop of
-  ``search._decode_each``, recording what it records (``PackedDecoder.greedy``).
+  ``search._decode_each``, recording what it records (``PackedDecoder.greedy``);
+* ``rows_loop``: a batch of greedy or sampling requests, rows leaving at their end, as
+  ``search.decode_batch``'s loop runs it (``PackedDecoder.paths``; its draw is ``decoding.draw.draw_rows``).
 
 Their products are ``torch.addmm(bias, x, weight_t)``, each Linear's weight passed as its
 transposed view (``PackedEncoder._script_weights``, ``PackedDecoder._script_arguments``): the

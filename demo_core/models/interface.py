@@ -84,6 +84,11 @@ class Draw:
     top_p: float  # 1.0: off
     generators: list[torch.Generator]
 
+    @staticmethod
+    def greedy() -> "Draw":
+        """No draw: each row takes its best token (what the loops do when ``generators`` is empty)."""
+        return Draw(1, 1.0, 0, 1.0, [])
+
 
 @dataclass(frozen=True)
 class GreedyPath:

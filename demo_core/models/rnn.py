@@ -200,7 +200,7 @@ class RNNSeq2Seq(nn.Module):
         if self.scripted_greedy is None or self.training:
             return None
         state = self.init_state(memory)
-        d = draw or Draw(1, 1.0, 0, 1.0, [])
+        d = draw or Draw.greedy()
         return paths(*self.scripted_greedy.rows(memory.values, memory.keys, memory.mask, state.hidden, state.feed, first,
                                                 limits, min(k, self.cfg.tgt_vocab), EOS_ID, alternatives, lengths,
                                                 d.per, d.temperature, d.top_k, d.top_p, d.generators))

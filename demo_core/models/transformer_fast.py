@@ -325,10 +325,9 @@ class PackedDecoder(nn.Module):
 
     def paths(self, memory: TransformerMemory, first: torch.Tensor, limits: torch.Tensor, k: int, alternatives: int,
               lengths: list[int], draw: Draw | None = None) -> list[GreedyPath] | None:
-        """Plain greedy decoding (or, with ``draw``, sampling) of a batch from ``first`` [B], each row leaving at its
-        EOS or its own limit (``limits`` [B]), in one TorchScript call (``transformer_script.rows_loop``): what
-        ``step`` in ``decode_batch``'s Python loop gives, row by row (``models.paths``). None where that loop must
-        run."""
+        """Greedy decoding (with ``draw``, sampling) of a batch from ``first`` [B], rows leaving at their EOS or own
+        limit (``limits`` [B]), in one TorchScript call (``transformer_script.rows_loop``): what ``step`` in
+        ``decode_batch``'s Python loop gives, row by row (``models.paths``). None where that loop must run."""
         self._bound()
         limit = int(limits.max())
         if self._scripted is None or not 1 <= limit <= self.max_positions:
@@ -339,7 +338,7 @@ class PackedDecoder(nn.Module):
         if not folded:
             cross = (memory.bias, *cross[1:])  # [B, 1, 1, S]: the loop expands it per layer, as ``_cross`` does
         (embedding, positions, weights), output = self._scripted
-        d = draw or Draw(1, 1.0, 0, 1.0, [])
+        d = draw or Draw.greedy()
         return paths(*compiled("rows_loop")(first, limits, cache, embedding, positions, weights, folded, *cross, *output,
                                             H, min(k, self.output.out_features), EOS_ID, self.top_chunk, alternatives,
                                             lengths, d.per, d.temperature, d.top_k, d.top_p, d.generators, PAD_ID))
